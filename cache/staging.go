@@ -1,0 +1,149 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// Staged is the local copy of a file being written: a staging file plus
+// what is needed to know whether it still has to be uploaded. Safe for
+// concurrent use; ReadAt and WriteAt go straight to the file (pread/pwrite).
+type Staged struct {
+	f *os.File
+
+	mu sync.Mutex
+	// size is the logical file size in bytes. GUARDED_BY(mu)
+	size int64
+	// gen counts changes; cleanGen is the gen that was last uploaded.
+	// INVARIANT: dirty iff gen != cleanGen. GUARDED_BY(mu)
+	gen, cleanGen uint64
+}
+
+// NewStaged creates an empty staging file. It starts dirty: an empty file
+// that was just created must still be uploaded.
+func (c *Cache) NewStaged() (*Staged, error) {
+	f, err := os.CreateTemp(c.opts.StagingDir, "staged-*")
+	if err != nil {
+		return nil, fmt.Errorf("create staging file: %w", err)
+	}
+	return &Staged{f: f, gen: 1}, nil
+}
+
+// Fill copies the object key (at ETag etag, when not empty) into s, which
+// must be empty, and marks s clean: it now equals the object.
+func (c *Cache) Fill(ctx context.Context, s *Staged, key, etag string) error {
+	body, info, err := c.opts.Bucket.Get(ctx, key, 0, -1, getOpts(etag))
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	n, err := io.Copy(io.NewOffsetWriter(s.f, 0), body)
+	if err != nil {
+		return fmt.Errorf("download %q to staging file: %w", key, err)
+	}
+	if n != info.Size {
+		return fmt.Errorf("download %q: got %d of %d bytes: %w", key, n, info.Size, io.ErrUnexpectedEOF)
+	}
+	s.mu.Lock()
+	s.size = n
+	s.cleanGen = s.gen
+	s.mu.Unlock()
+	return nil
+}
+
+// ReadAt reads from the staged data; reads past the logical size return
+// io.EOF like a file.
+func (s *Staged) ReadAt(p []byte, off int64) (int, error) {
+	size := s.Size()
+	if off >= size {
+		return 0, io.EOF
+	}
+	if rem := size - off; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := s.f.ReadAt(p, off)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	}
+	return n, err
+}
+
+// WriteAt writes p at off, growing the file as needed.
+func (s *Staged) WriteAt(p []byte, off int64) (int, error) {
+	n, err := s.f.WriteAt(p, off)
+	s.mu.Lock()
+	if end := off + int64(n); end > s.size {
+		s.size = end
+	}
+	if n > 0 {
+		s.gen++
+	}
+	s.mu.Unlock()
+	return n, err
+}
+
+// Truncate sets the size.
+func (s *Staged) Truncate(size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.f.Truncate(size); err != nil {
+		return err
+	}
+	s.size = size
+	s.gen++
+	return nil
+}
+
+// Size returns the logical size in bytes.
+func (s *Staged) Size() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}
+
+// Dirty reports whether s has changes that are not uploaded.
+func (s *Staged) Dirty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen != s.cleanGen
+}
+
+// MarkDirty makes s dirty without changing data (an O_TRUNC open of an
+// empty file must still be uploaded).
+func (s *Staged) MarkDirty() {
+	s.mu.Lock()
+	s.gen++
+	s.mu.Unlock()
+}
+
+// snapshot returns the generation and size an upload starts from.
+func (s *Staged) snapshot() (gen uint64, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen, s.size
+}
+
+// markClean records that generation gen is on the server; it reports false
+// when s changed since (it stays dirty).
+func (s *Staged) markClean(gen uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return false
+	}
+	s.cleanGen = gen
+	return true
+}
+
+// Close removes the staging file. Dirty data is lost: callers close only
+// clean files, or files whose object was deleted.
+func (s *Staged) Close() error {
+	err := s.f.Close()
+	if rerr := os.Remove(s.f.Name()); err == nil {
+		err = rerr
+	}
+	return err
+}

@@ -1,0 +1,70 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+
+	"github.com/ampfs/ampfs/store"
+)
+
+// errnoTable maps the store's sentinel errors to errno values, in order of
+// precedence. See store/errors.go for what each sentinel means.
+var errnoTable = []struct {
+	err   error
+	errno syscall.Errno
+}{
+	{store.ErrNotFound, syscall.ENOENT},
+	{store.ErrAccessDenied, syscall.EACCES},
+	{store.ErrBadCredentials, syscall.EACCES},
+	{store.ErrPreconditionFailed, syscall.ESTALE}, // the object changed under an open file
+	{store.ErrInvalidRange, syscall.EIO},
+	{store.ErrInvalidArgument, syscall.EINVAL},
+	{store.ErrTooLarge, syscall.EFBIG},
+	{store.ErrCanceled, syscall.EINTR},
+	{context.Canceled, syscall.EINTR},
+	{context.DeadlineExceeded, syscall.ETIMEDOUT},
+	{store.ErrNoSuchBucket, syscall.EIO},
+	{store.ErrNoSuchUpload, syscall.EIO},
+	{store.ErrUnavailable, syscall.EIO},
+}
+
+// toErrno is the whole error policy: store and cache errors become errno
+// values here and nowhere else. Local file errors (a full staging disk)
+// keep their errno. Anything unknown is EIO, never ENOSYS.
+func toErrno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if errno == syscall.ENOSYS {
+			return syscall.EIO
+		}
+		return errno
+	}
+	for _, e := range errnoTable {
+		if errors.Is(err, e.err) {
+			return e.errno
+		}
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return syscall.ENOENT
+	}
+	return syscall.EIO
+}
+
+// errno maps err for operation op on key and logs what the caller will not
+// see: an EIO loses the cause, so its cause is logged at error level.
+func (fsys *FS) errno(op, key string, err error) syscall.Errno {
+	e := toErrno(err)
+	switch e {
+	case 0, syscall.ENOENT, syscall.EINTR:
+	case syscall.EIO, syscall.ETIMEDOUT:
+		fsys.log.Error().Str("op", op).Str("key", key).Err(err).Msg("I/O error")
+	default:
+		fsys.log.Warn().Str("op", op).Str("key", key).Err(err).Str("errno", e.Error()).Msg("operation failed")
+	}
+	return e
+}

@@ -1,0 +1,243 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/rs/zerolog"
+
+	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/store"
+)
+
+// Options configure a file system. Each field documents its zero-value
+// default.
+type Options struct {
+	// Bucket is the object store. Required.
+	Bucket store.Bucket
+	// Cache holds staged writes and serves reads. Required.
+	Cache *cache.Cache
+	// Prefix is the key prefix shown as the root (raw layout); "" is the
+	// whole bucket. A missing trailing "/" is added.
+	Prefix string
+	// UID and GID own every file. Zero: root.
+	UID, GID uint32
+	// FileMode and DirMode are the permission bits shown. Zero: 0644, 0755.
+	FileMode, DirMode uint32
+	// MetadataTTL is how long the kernel may cache entries and attributes,
+	// and how long a directory listing answers lookups. Zero: 1 s.
+	MetadataTTL time.Duration
+	// FsName is the source shown in /proc/mounts. Zero: "ampfs:"+bucket.
+	FsName string
+	// AllowOther lets other local users in (with default_permissions).
+	AllowOther bool
+	// DebugFUSE logs every FUSE request at debug level.
+	DebugFUSE bool
+	// Logger receives all log lines. Zero value: no logging.
+	Logger zerolog.Logger
+	// Now is the clock. Zero: time.Now.
+	Now func() time.Time
+}
+
+// FS is one mounted file system.
+type FS struct {
+	opts   Options
+	bucket store.Bucket
+	cache  *cache.Cache
+	log    zerolog.Logger
+	now    func() time.Time
+	prefix string
+	ttl    time.Duration
+	start  time.Time
+
+	mu sync.Mutex
+	// dirty holds files with staged data not yet on the server, so a
+	// shutdown can flush them. GUARDED_BY(mu)
+	dirty map[*File]struct{}
+}
+
+// New checks opts and returns the file system, ready to mount.
+func New(opts Options) (*FS, error) {
+	if opts.Bucket == nil || opts.Cache == nil {
+		return nil, errors.New("fs: Options.Bucket and Options.Cache are required")
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o644
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o755
+	}
+	if opts.MetadataTTL <= 0 {
+		opts.MetadataTTL = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.FsName == "" {
+		opts.FsName = "ampfs:" + opts.Bucket.Name()
+	}
+	prefix := strings.TrimLeft(opts.Prefix, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &FS{
+		opts:   opts,
+		bucket: opts.Bucket,
+		cache:  opts.Cache,
+		log:    opts.Logger,
+		now:    opts.Now,
+		prefix: prefix,
+		ttl:    opts.MetadataTTL,
+		start:  opts.Now(),
+		dirty:  map[*File]struct{}{},
+	}, nil
+}
+
+// Mount mounts the file system at mountpoint and returns the running server;
+// the caller waits on it (server.Wait) and unmounts it.
+func (fsys *FS) Mount(mountpoint string) (*fuse.Server, error) {
+	root := &Dir{node: node{fsys: fsys}}
+	ttl := fsys.ttl
+	// Negative entries are not cached by the kernel: a file created through
+	// S3 directly should appear as soon as our own listing TTL allows.
+	var negative time.Duration
+	opts := &fusefs.Options{
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &negative,
+		UID:             fsys.opts.UID,
+		GID:             fsys.opts.GID,
+		Logger:          log.New(fsys.log.With().Str("component", "go-fuse").Logger().Level(zerolog.WarnLevel), "", 0),
+		MountOptions: fuse.MountOptions{
+			FsName: fsys.opts.FsName,
+			Name:   "ampfs",
+			// 1 MiB writes: fewer round trips into this process per byte
+			// written (the kernel's default is 128 KiB).
+			MaxWrite: 1 << 20,
+			// Larger kernel readahead lets sequential reads arrive in big
+			// requests that the streaming reader serves in one go.
+			MaxReadAhead: 1 << 20,
+			// As root, mount(2) directly; otherwise go-fuse falls back to
+			// fusermount3, so fuse3 is only needed for non-root users.
+			DirectMount: os.Geteuid() == 0,
+			AllowOther:  fsys.opts.AllowOther,
+			// The kernel checks modes against the caller, so with
+			// allow_other one user's credentials never serve another
+			// user's request that the shown modes deny.
+			Options: defaultPermissions(fsys.opts.AllowOther),
+			Debug:   fsys.opts.DebugFUSE,
+			Logger:  log.New(fsys.log.With().Str("component", "fuse").Logger().Level(zerolog.DebugLevel), "", 0),
+		},
+	}
+	server, err := fusefs.Mount(mountpoint, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return server, nil
+}
+
+func defaultPermissions(allowOther bool) []string {
+	if allowOther {
+		return []string{"default_permissions"}
+	}
+	return nil
+}
+
+// FlushAll uploads every file with staged changes; it is what unmount and
+// SIGTERM call before the mount goes away. It returns the first error but
+// tries every file.
+func (fsys *FS) FlushAll(ctx context.Context) error {
+	fsys.mu.Lock()
+	files := make([]*File, 0, len(fsys.dirty))
+	for f := range fsys.dirty {
+		files = append(files, f)
+	}
+	fsys.mu.Unlock()
+	var first error
+	for _, f := range files {
+		if errno := f.flush(ctx); errno != 0 && first == nil {
+			first = fmt.Errorf("flush %s: %w", f.key(), errno)
+		}
+	}
+	return first
+}
+
+// Dirty returns how many files have changes not yet on the server.
+func (fsys *FS) Dirty() int {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	return len(fsys.dirty)
+}
+
+func (fsys *FS) setDirty(f *File, dirty bool) {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if dirty {
+		fsys.dirty[f] = struct{}{}
+	} else {
+		delete(fsys.dirty, f)
+	}
+}
+
+// node is what every inode of ours embeds.
+type node struct {
+	fusefs.Inode
+	fsys *FS
+}
+
+// path returns the node's path below the mount root, "" for the root.
+func (n *node) path() string {
+	return n.Path(n.Root())
+}
+
+// validName reports whether a key segment can be shown as a file name.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsRune(name, 0)
+}
+
+// dirKey is the key prefix of the directory at path p ("" for the root of
+// the bucket).
+func (fsys *FS) dirKey(p string) string {
+	if p == "" {
+		return fsys.prefix
+	}
+	return fsys.prefix + p + "/"
+}
+
+// fileKey is the key of the file at path p.
+func (fsys *FS) fileKey(p string) string {
+	return fsys.prefix + p
+}
+
+func (fsys *FS) fillAttr(out *fuse.Attr, mode uint32, size int64, mtime time.Time) {
+	out.Mode = mode
+	out.Size = uint64(size)
+	out.Blocks = (uint64(size) + 511) / 512
+	out.Blksize = 1 << 20
+	out.Nlink = 1
+	out.Owner = fuse.Owner{Uid: fsys.opts.UID, Gid: fsys.opts.GID}
+	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+// statfs returns numbers that make df sensible for storage without a
+// capacity: a large, mostly free disk.
+func statfs(out *fuse.StatfsOut) {
+	const bsize = 4096
+	const blocks = 1 << 40 // 4 PiB
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Blocks = blocks
+	out.Bfree = blocks
+	out.Bavail = blocks
+	out.Files = 1 << 32
+	out.Ffree = 1 << 32
+	out.NameLen = 255
+}

@@ -1,0 +1,389 @@
+package fs
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/store"
+	"github.com/ampfs/ampfs/store/memstore"
+)
+
+// These tests mount the file system in-process over the in-memory store and
+// use plain os calls on the mount; they never exec a child into it.
+
+type testMount struct {
+	dir    string
+	bucket *memstore.Bucket
+	fsys   *FS
+}
+
+func mount(t *testing.T, b *memstore.Bucket) *testMount {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
+			t.Skip("needs root or fusermount3")
+		}
+	}
+	base := t.TempDir()
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	c, err := cache.New(cache.Options{Bucket: b, StagingDir: filepath.Join(base, "staging"),
+		MultipartThreshold: store.MinPartSize, PartSize: store.MinPartSize, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := New(Options{Bucket: b, Cache: c, Logger: log, MetadataTTL: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := fsys.Mount(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		if data, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(data, []byte(" "+mnt+" ")) {
+			t.Errorf("%s is still mounted", mnt)
+		}
+	})
+	return &testMount{dir: mnt, bucket: b, fsys: fsys}
+}
+
+func (m *testMount) path(p string) string { return filepath.Join(m.dir, p) }
+
+func put(t *testing.T, b *memstore.Bucket, key string, data []byte) {
+	t.Helper()
+	if _, err := b.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func object(t *testing.T, b *memstore.Bucket, key string) []byte {
+	t.Helper()
+	data, _, ok := b.Object(key)
+	if !ok {
+		t.Fatalf("object %q missing; have %q", key, b.Keys())
+	}
+	return data
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	m := mount(t, memstore.New(memstore.Options{}))
+	for _, size := range []int{0, 1, 4096, 3*int(store.MinPartSize) + 17} {
+		name := "f" + itoa(int64(size))
+		data := randBytes(size)
+		if err := os.WriteFile(m.path(name), data, 0o644); err != nil {
+			t.Fatalf("write %d bytes: %v", size, err)
+		}
+		if got := object(t, m.bucket, name); !bytes.Equal(got, data) {
+			t.Fatalf("size %d: object differs (%d bytes)", size, len(got))
+		}
+		got, err := os.ReadFile(m.path(name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("size %d: read back %d bytes, err %v", size, len(got), err)
+		}
+		fi, err := os.Stat(m.path(name))
+		if err != nil || fi.Size() != int64(size) {
+			t.Fatalf("stat %s: %v %v", name, fi, err)
+		}
+	}
+	if ups := m.bucket.Uploads(""); len(ups) != 0 {
+		t.Errorf("multipart uploads left behind: %v", ups)
+	}
+	if m.bucket.Calls(memstore.OpCompleteMultipartUpload) != 1 {
+		t.Errorf("want one multipart upload for the large file, got %d", m.bucket.Calls(memstore.OpCompleteMultipartUpload))
+	}
+}
+
+func TestReaddir(t *testing.T) {
+	b := memstore.New(memstore.Options{}) // 3 keys per list page
+	for _, k := range []string{"a", "b/", "c/x", "c/y/z", "d", "e", "f/", "f/g", "both", "both/x", "x//y", "../up", "./dot"} {
+		put(t, b, k, []byte(k))
+	}
+	m := mount(t, b)
+	// "x/" is shown (its only key, x//y, has an empty segment and is hidden).
+	want := []string{"a", "b/", "both/", "c/", "d", "e", "f/", "x/"}
+	if got := names(t, m.dir); !slices.Equal(got, want) {
+		t.Errorf("root = %q, want %q", got, want)
+	}
+	if got := names(t, m.path("c")); !slices.Equal(got, []string{"x", "y/"}) {
+		t.Errorf("c = %q", got)
+	}
+	if got := names(t, m.path("b")); len(got) != 0 {
+		t.Errorf("b = %q, want empty", got)
+	}
+	if got := names(t, m.path("x")); len(got) != 0 {
+		t.Errorf("x (only x//y below) = %q, want empty", got)
+	}
+	if _, err := os.Stat(m.path("nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat missing: %v", err)
+	}
+}
+
+func TestLookupAfterListingSendsNoRequests(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	for i := range 20 {
+		put(t, b, "dir/f"+itoa(int64(i)), []byte("x"))
+	}
+	m := mount(t, b)
+	if _, err := os.Stat(m.path("dir")); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(m.path("dir"))
+	if err != nil || len(ents) != 20 {
+		t.Fatalf("readdir: %d entries, %v", len(ents), err)
+	}
+	b.ResetCalls()
+	for _, e := range ents {
+		if _, err := os.Stat(m.path("dir/" + e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.Calls(memstore.OpHeadObject); n != 0 {
+		t.Errorf("stat after readdir sent %d HEADs", n)
+	}
+}
+
+func TestMkdirRmdir(t *testing.T) {
+	m := mount(t, memstore.New(memstore.Options{}))
+	if err := os.Mkdir(m.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	object(t, m.bucket, "d/")
+	if err := os.WriteFile(m.path("d/f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("d")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir non-empty: %v, want ENOTEMPTY", err)
+	}
+	if err := os.Remove(m.path("d/f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("d")); err != nil {
+		t.Fatalf("rmdir empty: %v", err)
+	}
+	if keys := m.bucket.Keys(); len(keys) != 0 {
+		t.Errorf("left keys %q", keys)
+	}
+}
+
+func TestRename(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "src", []byte("hello"))
+	put(t, b, "dst", []byte("old"))
+	put(t, b, "dir/x", []byte("x"))
+	m := mount(t, b)
+	if err := os.Rename(m.path("src"), m.path("dst")); err != nil {
+		t.Fatal(err)
+	}
+	if got := object(t, b, "dst"); string(got) != "hello" {
+		t.Errorf("dst = %q", got)
+	}
+	if _, _, ok := b.Object("src"); ok {
+		t.Error("src still exists")
+	}
+	if err := os.Rename(m.path("dir"), m.path("dir2")); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("rename dir: %v, want EXDEV (mv copies)", err)
+	}
+	// A file renamed before its first upload goes straight to its new key.
+	f, err := os.Create(m.path("tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("new content")
+	if err := os.Rename(m.path("tmp"), m.path("final")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := object(t, b, "final"); string(got) != "new content" {
+		t.Errorf("final = %q", got)
+	}
+	if _, _, ok := b.Object("tmp"); ok {
+		t.Error("tmp exists")
+	}
+}
+
+func TestTruncateAndAppend(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "f", []byte("0123456789"))
+	m := mount(t, b)
+	if err := os.Truncate(m.path("f"), 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := object(t, b, "f"); string(got) != "0123" {
+		t.Errorf("after truncate: %q", got)
+	}
+	f, err := os.OpenFile(m.path("f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("abc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := object(t, b, "f"); string(got) != "0123abc" {
+		t.Errorf("after append: %q", got)
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	m := mount(t, memstore.New(memstore.Options{}))
+	w, err := os.Create(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.WriteString("not yet uploaded")
+	got, err := os.ReadFile(m.path("f"))
+	if err != nil || string(got) != "not yet uploaded" {
+		t.Fatalf("read before close: %q %v", got, err)
+	}
+	if names := names(t, m.dir); !slices.Contains(names, "f") {
+		t.Errorf("ls does not show the open file: %q", names)
+	}
+}
+
+func TestFailedUploadIsReportedAndKept(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	b.SetFault(memstore.OpPutObject, store.ErrUnavailable, -1)
+	err := os.WriteFile(m.path("f"), []byte("precious"), 0o644)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close with the server failing: %v, want EIO", err)
+	}
+	if m.fsys.Dirty() != 1 {
+		t.Fatalf("dirty files = %d, want 1", m.fsys.Dirty())
+	}
+	b.ClearFaults()
+	if err := m.fsys.FlushAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := object(t, b, "f"); string(got) != "precious" {
+		t.Errorf("after retry: %q", got)
+	}
+}
+
+func TestAccessDeniedIsEACCES(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	b.SetFault(memstore.OpPutObject, store.ErrAccessDenied, -1)
+	if err := os.WriteFile(m.path("f"), []byte("x"), 0o644); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write: %v, want EACCES", err)
+	}
+	if err := os.Mkdir(m.path("d"), 0o755); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("mkdir: %v, want EACCES", err)
+	}
+	b.ClearFaults()
+	os.Remove(m.path("f"))
+}
+
+func TestUnlinkCancelsPendingUpload(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	f, err := os.Create(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("doomed")
+	if err := os.Remove(m.path("f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if keys := b.Keys(); len(keys) != 0 {
+		t.Errorf("keys after unlink+close: %q", keys)
+	}
+	if m.fsys.Dirty() != 0 {
+		t.Errorf("dirty = %d", m.fsys.Dirty())
+	}
+}
+
+func TestServerSideChangesAppear(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	if got := names(t, m.dir); len(got) != 0 {
+		t.Fatalf("root = %q", got)
+	}
+	put(t, b, "new", []byte("from s3"))
+	waitFor(t, func() bool { _, err := os.Stat(m.path("new")); return err == nil })
+	got, err := os.ReadFile(m.path("new"))
+	if err != nil || string(got) != "from s3" {
+		t.Fatalf("read: %q %v", got, err)
+	}
+	b.Delete(t.Context(), "new")
+	waitFor(t, func() bool { _, err := os.Stat(m.path("new")); return errors.Is(err, os.ErrNotExist) })
+}
+
+func TestStatfs(t *testing.T) {
+	m := mount(t, memstore.New(memstore.Options{}))
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(m.dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks == 0 || st.Bavail == 0 || st.Namelen != 255 {
+		t.Errorf("statfs = %+v", st)
+	}
+}
+
+func TestNamesTooLong(t *testing.T) {
+	m := mount(t, memstore.New(memstore.Options{}))
+	long := strings.Repeat("n", 256)
+	if err := os.WriteFile(m.path(long), nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("create 256-byte name: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 3s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

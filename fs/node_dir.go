@@ -1,0 +1,413 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/ampfs/ampfs/store"
+)
+
+// Dir is a directory: a key prefix.
+type Dir struct {
+	node
+
+	mu sync.Mutex
+	// listing is the last readdir's result by name, answering lookups
+	// until listedAt+ttl; nil when dropped. GUARDED_BY(mu)
+	listing  map[string]entry
+	listedAt time.Time
+}
+
+// entry is what a listing or a stat says a name is.
+type entry struct {
+	dir  bool
+	info store.ObjectInfo // files only
+}
+
+func (d *Dir) key() string { return d.fsys.dirKey(d.path()) }
+
+func (d *Dir) childPath(name string) string {
+	if p := d.path(); p != "" {
+		return p + "/" + name
+	}
+	return name
+}
+
+// forget drops the cached listing; every change through the mount calls it.
+func (d *Dir) forget() {
+	d.mu.Lock()
+	d.listing = nil
+	d.mu.Unlock()
+}
+
+// cached answers a lookup from a fresh listing: the entry, whether it
+// exists, and whether the listing could answer at all.
+func (d *Dir) cached(name string) (e entry, ok, fresh bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.listing == nil || d.fsys.now().Sub(d.listedAt) >= d.fsys.ttl {
+		return entry{}, false, false
+	}
+	e, ok = d.listing[name]
+	return e, ok, true
+}
+
+func nameErrno(name string) syscall.Errno {
+	if len(name) > 255 {
+		return syscall.ENAMETOOLONG
+	}
+	if !validName(name) {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+// Lookup finds name: a child with unsaved data first, then a fresh listing,
+// then the server.
+func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := nameErrno(name); errno != 0 {
+		if errno == syscall.EINVAL {
+			return nil, syscall.ENOENT
+		}
+		return nil, errno
+	}
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
+			f.fillAttr(&out.Attr)
+			return ch, 0
+		}
+	}
+	e, ok, fresh := d.cached(name)
+	if fresh && !ok {
+		return nil, syscall.ENOENT
+	}
+	if !fresh {
+		var err error
+		p := d.childPath(name)
+		if e, err = d.fsys.stat(ctx, p); err != nil {
+			return nil, d.fsys.errno("lookup", d.fsys.fileKey(p), err)
+		}
+	}
+	return d.child(ctx, name, e, &out.Attr), 0
+}
+
+// stat finds what path p is on the server: a directory (any key below
+// p/) wins over a file (the key p). HEAD and LIST go out together so a
+// lookup costs one round trip.
+func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
+	var (
+		head          store.ObjectInfo
+		headErr       error
+		page          store.ListPage
+		fileKey, dKey = fsys.fileKey(p), fsys.dirKey(p)
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		head, headErr = fsys.bucket.Head(gctx, fileKey)
+		return nil // ErrNotFound is an answer, not a failure
+	})
+	g.Go(func() error {
+		var err error
+		page, err = fsys.bucket.List(gctx, store.ListInput{Prefix: dKey, MaxKeys: 1})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return entry{}, err
+	}
+	if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
+		return entry{dir: true}, nil
+	}
+	if headErr != nil {
+		return entry{}, headErr
+	}
+	return entry{info: head}, nil
+}
+
+// child returns the inode for name, reusing the existing one when its type
+// still matches so open files keep their state.
+func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *fusefs.Inode {
+	if ch := d.GetChild(name); ch != nil {
+		switch n := ch.Operations().(type) {
+		case *File:
+			if !e.dir {
+				n.update(e.info)
+				n.fillAttr(out)
+				return ch
+			}
+		case *Dir:
+			if e.dir {
+				n.fillAttr(out)
+				return ch
+			}
+		}
+	}
+	if e.dir {
+		nd := &Dir{node: node{fsys: d.fsys}}
+		nd.fillAttr(out)
+		return d.NewInode(ctx, nd, fusefs.StableAttr{Mode: syscall.S_IFDIR})
+	}
+	f := &File{node: node{fsys: d.fsys}, info: e.info}
+	f.fillAttr(out)
+	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
+}
+
+func (d *Dir) fillAttr(out *fuse.Attr) {
+	d.fsys.fillAttr(out, syscall.S_IFDIR|d.fsys.opts.DirMode, 4096, d.fsys.start)
+}
+
+// Getattr reports the directory's attributes.
+func (d *Dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fillAttr(&out.Attr)
+	return 0
+}
+
+// Setattr accepts mode and time changes on directories without storing
+// them: S3 has no place for them until directory metadata is persisted,
+// and refusing would make cp -a, tar and rsync fail.
+func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	d.fillAttr(&out.Attr)
+	return 0
+}
+
+// list reads the whole directory from the server, all pages.
+func (d *Dir) list(ctx context.Context) (map[string]entry, error) {
+	prefix := d.key()
+	entries := map[string]entry{}
+	in := store.ListInput{Prefix: prefix, Delimiter: "/"}
+	for {
+		page, err := d.fsys.bucket.List(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Objects {
+			name := strings.TrimPrefix(o.Key, prefix)
+			if o.Key == prefix || !validName(name) {
+				continue // the directory's own marker, or not a name
+			}
+			if _, isDir := entries[name]; !isDir {
+				entries[name] = entry{info: o}
+			}
+		}
+		for _, cp := range page.CommonPrefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(cp, prefix), "/")
+			if validName(name) {
+				entries[name] = entry{dir: true} // a directory hides a file of the same name
+			}
+		}
+		if !page.IsTruncated || page.NextContinuationToken == "" {
+			break
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
+	return entries, nil
+}
+
+// Readdir lists the directory and keeps the listing to answer lookups.
+func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	entries, err := d.list(ctx)
+	if err != nil {
+		return nil, d.fsys.errno("readdir", d.key(), err)
+	}
+	d.mu.Lock()
+	d.listing = entries
+	d.listedAt = d.fsys.now()
+	d.mu.Unlock()
+
+	// Files created here but not uploaded yet are shown too.
+	for name, ch := range d.Children() {
+		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
+			if _, ok := entries[name]; !ok {
+				entries[name] = entry{}
+			}
+		}
+	}
+	list := make([]fuse.DirEntry, 0, len(entries))
+	for name, e := range entries {
+		mode := uint32(syscall.S_IFREG)
+		if e.dir {
+			mode = syscall.S_IFDIR
+		}
+		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return fusefs.NewListDirStream(list), 0
+}
+
+// Mkdir writes a "dir/" marker so the empty directory persists.
+func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := nameErrno(name); errno != 0 {
+		return nil, errno
+	}
+	key := d.fsys.dirKey(d.childPath(name))
+	opts := store.PutOptions{ContentType: "application/x-directory", Metadata: d.fsys.posixMeta(syscall.S_IFDIR|d.fsys.opts.DirMode, d.fsys.now())}
+	if _, err := d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil {
+		return nil, d.fsys.errno("mkdir", key, err)
+	}
+	d.forget()
+	return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
+}
+
+// Rmdir removes an empty directory's marker; ENOTEMPTY when any key, or
+// any file not yet uploaded, is below it.
+func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if ch := d.GetChild(name); ch != nil {
+		for _, gc := range ch.Children() {
+			if f, ok := gc.Operations().(*File); ok && f.hasLocalData() {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+	key := d.fsys.dirKey(d.childPath(name))
+	page, err := d.fsys.bucket.List(ctx, store.ListInput{Prefix: key, MaxKeys: 2})
+	if err != nil {
+		return d.fsys.errno("rmdir", key, err)
+	}
+	for _, o := range page.Objects {
+		if o.Key != key {
+			return syscall.ENOTEMPTY
+		}
+	}
+	if len(page.CommonPrefixes) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
+		return d.fsys.errno("rmdir", key, err)
+	}
+	d.forget()
+	return 0
+}
+
+// Unlink deletes a file's object and cancels whatever it had staged.
+func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	key := d.fsys.fileKey(d.childPath(name))
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*File); ok {
+			f.discard()
+		}
+	}
+	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
+		return d.fsys.errno("unlink", key, err)
+	}
+	d.forget()
+	return 0
+}
+
+// Create makes a new, empty, dirty file; it reaches the server on flush.
+func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if errno := nameErrno(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	key := d.fsys.fileKey(d.childPath(name))
+	s, err := d.fsys.cache.NewStaged()
+	if err != nil {
+		return nil, nil, 0, d.fsys.errno("create", key, err)
+	}
+	now := d.fsys.now()
+	f := &File{node: node{fsys: d.fsys}, staged: s, mtime: now, handles: 1,
+		info: store.ObjectInfo{Key: key, LastModified: now}}
+	d.fsys.setDirty(f, true)
+	if old := d.GetChild(name); old != nil {
+		if of, ok := old.Operations().(*File); ok {
+			of.discard()
+		}
+	}
+	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
+	f.fillAttr(&out.Attr)
+	d.forget()
+	return ch, &Handle{f: f}, 0, 0
+}
+
+// Rename moves a file: server-side copy, then delete. Directories answer
+// EXDEV for now, which makes mv(1) fall back to copying the tree.
+func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if flags&fusefs.RENAME_EXCHANGE != 0 {
+		return syscall.EINVAL
+	}
+	if errno := nameErrno(newName); errno != 0 {
+		return errno
+	}
+	nd, ok := newParent.(*Dir)
+	if !ok {
+		return syscall.EXDEV
+	}
+	srcPath, dstPath := d.childPath(name), nd.childPath(newName)
+	srcKey, dstKey := d.fsys.fileKey(srcPath), d.fsys.fileKey(dstPath)
+
+	var f *File
+	if ch := d.GetChild(name); ch != nil {
+		switch n := ch.Operations().(type) {
+		case *Dir:
+			return syscall.EXDEV
+		case *File:
+			f = n
+		}
+	}
+	if f == nil {
+		e, err := d.fsys.stat(ctx, srcPath)
+		if err != nil {
+			return d.fsys.errno("rename", srcKey, err)
+		}
+		if e.dir {
+			return syscall.EXDEV
+		}
+		f = &File{node: node{fsys: d.fsys}, info: e.info}
+	}
+	var dst *File
+	if ch := nd.GetChild(newName); ch != nil {
+		switch n := ch.Operations().(type) {
+		case *Dir:
+			return syscall.EISDIR
+		case *File:
+			dst = n
+		}
+	}
+	if flags&unix.RENAME_NOREPLACE != 0 {
+		if dst != nil && dst.hasLocalData() {
+			return syscall.EEXIST
+		}
+		if _, err := d.fsys.stat(ctx, dstPath); err == nil {
+			return syscall.EEXIST
+		} else if errno := toErrno(err); errno != syscall.ENOENT {
+			return d.fsys.errno("rename", dstKey, err)
+		}
+	}
+	if err := f.moveTo(ctx, srcKey, dstKey); err != nil {
+		return d.fsys.errno("rename", srcKey, err)
+	}
+	if dst != nil && dst != f {
+		dst.discard()
+	}
+	d.forget()
+	nd.forget()
+	return 0
+}
+
+// Statfs reports a large, mostly free disk: S3 has no capacity to show.
+func (d *Dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+// posixMeta is the s3fs-compatible metadata stored with every object we
+// write, so the same bucket shows the same modes and times through s3fs.
+func (fsys *FS) posixMeta(mode uint32, mtime time.Time) map[string]string {
+	return map[string]string{
+		"mode":  itoa(int64(mode)),
+		"uid":   itoa(int64(fsys.opts.UID)),
+		"gid":   itoa(int64(fsys.opts.GID)),
+		"mtime": itoa(mtime.Unix()),
+	}
+}

@@ -1,0 +1,418 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"mime"
+	"path"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/store"
+)
+
+// maxFlushRounds bounds how often one flush re-uploads a file that another
+// handle keeps changing; that handle's own flush uploads the rest.
+const maxFlushRounds = 3
+
+// File is a regular file: one object, plus staged local changes.
+type File struct {
+	node
+
+	mu sync.Mutex
+	// info is the object as last seen on the server (or as we uploaded
+	// it). GUARDED_BY(mu)
+	info store.ObjectInfo
+	// staged holds the file's data while it is open for writing or has
+	// changes not yet uploaded; nil otherwise. GUARDED_BY(mu)
+	staged *cache.Staged
+	// mtime is the local modification time; zero means info.LastModified.
+	// GUARDED_BY(mu)
+	mtime time.Time
+	// handles counts open file handles. GUARDED_BY(mu)
+	handles int
+	// unlinked is set once the file is deleted; writes through handles
+	// still open go nowhere, as on a local disk. GUARDED_BY(mu)
+	unlinked bool
+
+	// uploads makes concurrent flushes of this file share one upload.
+	uploads singleflight.Group
+}
+
+func (f *File) key() string { return f.fsys.fileKey(f.path()) }
+
+// hasLocalData reports whether the file has staged data the server may not
+// have: it must not be replaced by what a listing says.
+func (f *File) hasLocalData() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.staged != nil && f.staged.Dirty()
+}
+
+// update takes new server info from a lookup, unless local data wins.
+func (f *File) update(info store.ObjectInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.staged != nil {
+		return
+	}
+	if info.ETag != f.info.ETag {
+		f.mtime = time.Time{}
+	}
+	f.info = info
+}
+
+func (f *File) fillAttr(out *fuse.Attr) {
+	f.mu.Lock()
+	size, mtime := f.info.Size, f.mtime
+	if f.staged != nil {
+		size = f.staged.Size()
+	}
+	if mtime.IsZero() {
+		mtime = f.info.LastModified
+	}
+	f.mu.Unlock()
+	f.fsys.fillAttr(out, syscall.S_IFREG|f.fsys.opts.FileMode, size, mtime)
+}
+
+// Getattr reports size and times, the staged ones while writing.
+func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f.fillAttr(&out.Attr)
+	return 0
+}
+
+// Setattr truncates, and sets times. Mode and owner changes are accepted
+// but not yet stored on the server (a later issue persists them as s3fs
+// does); refusing them would make cp -p, tar and rsync fail.
+func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		s, err := f.stage(ctx, size == 0)
+		if err != nil {
+			return f.fsys.errno("truncate", f.key(), err)
+		}
+		if err := s.Truncate(int64(size)); err != nil {
+			return f.fsys.errno("truncate", f.key(), err)
+		}
+		f.touch()
+		f.mu.Lock()
+		byPath := fh == nil && f.handles == 0
+		f.mu.Unlock()
+		if byPath {
+			// truncate(2) without an open file: no flush will follow.
+			if errno := f.flush(ctx); errno != 0 {
+				return errno
+			}
+			f.dropIfClean()
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		f.mu.Lock()
+		f.mtime = mtime
+		f.mu.Unlock()
+	}
+	f.fillAttr(&out.Attr)
+	return 0
+}
+
+// stage returns the file's staging file, creating it: empty when trunc,
+// else a copy of the object.
+func (f *File) stage(ctx context.Context, trunc bool) (*cache.Staged, error) {
+	f.mu.Lock()
+	if s := f.staged; s != nil {
+		f.mu.Unlock()
+		if trunc {
+			if err := s.Truncate(0); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+	info := f.info
+	f.mu.Unlock()
+
+	s, err := f.fsys.cache.NewStaged()
+	if err != nil {
+		return nil, err
+	}
+	if !trunc && info.ETag != "" {
+		if err := f.fsys.cache.Fill(ctx, s, f.key(), info.ETag); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	if f.staged != nil { // another open won the race
+		s.Close()
+		s = f.staged
+		f.mu.Unlock()
+		if trunc {
+			return s, s.Truncate(0)
+		}
+		return s, nil
+	}
+	f.staged = s
+	f.mu.Unlock()
+	if s.Dirty() {
+		f.fsys.setDirty(f, true)
+	}
+	return s, nil
+}
+
+func (f *File) touch() {
+	f.mu.Lock()
+	f.mtime = f.fsys.now()
+	f.mu.Unlock()
+	f.fsys.setDirty(f, true)
+}
+
+// Open returns a handle; writing handles stage the file first.
+func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	trunc := flags&syscall.O_TRUNC != 0
+	if write || trunc {
+		s, err := f.stage(ctx, trunc)
+		if err != nil {
+			return nil, 0, f.fsys.errno("open", f.key(), err)
+		}
+		if trunc {
+			s.MarkDirty()
+			f.touch()
+		}
+	}
+	f.mu.Lock()
+	f.handles++
+	f.mu.Unlock()
+	return &Handle{f: f}, 0, 0
+}
+
+// flush uploads staged changes, sharing one upload among concurrent
+// callers.
+func (f *File) flush(ctx context.Context) syscall.Errno {
+	for range maxFlushRounds {
+		f.mu.Lock()
+		s, unlinked := f.staged, f.unlinked
+		f.mu.Unlock()
+		if s == nil || unlinked || !s.Dirty() {
+			return 0
+		}
+		key := f.key()
+		_, err, _ := f.uploads.Do("upload", func() (any, error) {
+			return nil, f.upload(ctx, key, s)
+		})
+		if err != nil {
+			return f.fsys.errno("flush", key, err)
+		}
+	}
+	return 0
+}
+
+func (f *File) upload(ctx context.Context, key string, s *cache.Staged) error {
+	f.mu.Lock()
+	mtime := f.mtime
+	f.mu.Unlock()
+	if mtime.IsZero() {
+		mtime = f.fsys.now()
+	}
+	info, err := f.fsys.cache.Upload(ctx, key, s, f.putOptions(key, mtime))
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.info = info
+	f.mtime = mtime
+	clean := f.staged == s && !s.Dirty()
+	f.mu.Unlock()
+	if clean {
+		f.fsys.setDirty(f, false)
+	}
+	return nil
+}
+
+func (f *File) putOptions(key string, mtime time.Time) store.PutOptions {
+	return store.PutOptions{
+		ContentType: contentType(key),
+		Metadata:    f.fsys.posixMeta(syscall.S_IFREG|f.fsys.opts.FileMode, mtime),
+	}
+}
+
+// contentType guesses from the extension, so presigned links open in a
+// browser; S3's default is binary/octet-stream.
+func contentType(key string) string {
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// dropIfClean frees the staging file once no handle needs it and the
+// server has everything.
+func (f *File) dropIfClean() {
+	f.mu.Lock()
+	s := f.staged
+	if s == nil || f.handles > 0 || s.Dirty() {
+		f.mu.Unlock()
+		return
+	}
+	f.staged = nil
+	f.mu.Unlock()
+	if err := s.Close(); err != nil {
+		f.fsys.log.Warn().Str("op", "release").Err(err).Msg("removing staging file")
+	}
+}
+
+// discard drops staged data of a file that was deleted or replaced, which
+// cancels its pending upload.
+func (f *File) discard() {
+	f.mu.Lock()
+	s := f.staged
+	f.staged = nil
+	f.unlinked = true
+	f.mu.Unlock()
+	f.fsys.setDirty(f, false)
+	if s != nil {
+		s.Close()
+	}
+}
+
+// moveTo renames the object: local changes go straight to dst, an
+// unchanged object is copied on the server; then src is deleted.
+func (f *File) moveTo(ctx context.Context, src, dst string) error {
+	f.mu.Lock()
+	s, info, mtime := f.staged, f.info, f.mtime
+	f.mu.Unlock()
+	if s != nil && s.Dirty() {
+		if mtime.IsZero() {
+			mtime = f.fsys.now()
+		}
+		newInfo, err := f.fsys.cache.Upload(ctx, dst, s, f.putOptions(dst, mtime))
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.info = newInfo
+		f.mu.Unlock()
+		if !s.Dirty() {
+			f.fsys.setDirty(f, false)
+		}
+	} else {
+		if info.Size > store.MaxPutSize {
+			// CopyObject stops at 5 GiB; mv(1) copies instead on EXDEV.
+			return syscall.EXDEV
+		}
+		newInfo, err := f.fsys.bucket.Copy(ctx, src, dst, store.CopyOptions{IfMatch: info.ETag})
+		if err != nil {
+			return err
+		}
+		if newInfo.Size == 0 {
+			newInfo.Size = info.Size
+		}
+		newInfo.Key = dst
+		f.mu.Lock()
+		f.info = newInfo
+		f.mu.Unlock()
+	}
+	return f.fsys.bucket.Delete(ctx, src)
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// Handle is one open file.
+type Handle struct {
+	f *File
+
+	mu sync.Mutex
+	// reader reads the object version the handle last saw. GUARDED_BY(mu)
+	reader *cache.Reader
+}
+
+// Read serves staged data when there is any, else the object.
+func (h *Handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f := h.f
+	f.mu.Lock()
+	s, info := f.staged, f.info
+	f.mu.Unlock()
+	var n int
+	var err error
+	if s != nil {
+		n, err = s.ReadAt(dest, off)
+	} else {
+		n, err = h.readerFor(info).ReadAt(ctx, dest, off)
+	}
+	if err != nil && err != io.EOF {
+		return nil, f.fsys.errno("read", f.key(), err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// readerFor returns a reader of the given object version, replacing one of
+// an older version.
+func (h *Handle) readerFor(info store.ObjectInfo) *cache.Reader {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.reader != nil && h.reader.ETag() == info.ETag {
+		return h.reader
+	}
+	if h.reader != nil {
+		h.reader.Close()
+	}
+	h.reader = h.f.fsys.cache.NewReader(h.f.key(), info.ETag, info.Size)
+	return h.reader
+}
+
+// Write stages data; it reaches the server on flush or fsync.
+func (h *Handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	f := h.f
+	f.mu.Lock()
+	s, unlinked := f.staged, f.unlinked
+	f.mu.Unlock()
+	if unlinked {
+		return uint32(len(data)), 0 // written to a deleted file: gone, as on a disk
+	}
+	if s == nil {
+		var err error
+		if s, err = f.stage(ctx, false); err != nil {
+			return 0, f.fsys.errno("write", f.key(), err)
+		}
+	}
+	n, err := s.WriteAt(data, off)
+	f.touch()
+	if err != nil {
+		return uint32(n), f.fsys.errno("write", f.key(), err)
+	}
+	return uint32(n), 0
+}
+
+// Flush runs on every close(2) of a descriptor: the upload happens here
+// because the kernel ignores Release's result. It may run several times
+// per handle; a clean file makes it a no-op.
+func (h *Handle) Flush(ctx context.Context) syscall.Errno {
+	return h.f.flush(ctx)
+}
+
+// Fsync returns only when the data is on the server.
+func (h *Handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.f.flush(ctx)
+}
+
+// Release closes the handle; the staging file goes when nothing needs it.
+func (h *Handle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	if h.reader != nil {
+		h.reader.Close()
+		h.reader = nil
+	}
+	h.mu.Unlock()
+	f := h.f
+	f.mu.Lock()
+	f.handles--
+	f.mu.Unlock()
+	f.dropIfClean()
+	return 0
+}
