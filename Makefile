@@ -1,0 +1,56 @@
+# ampfs — run `make help` for the targets.
+#
+# The two commands a new machine needs (Debian, Go installed, as root):
+#   make demo   # mount a local S3 server's bucket at ./.demo/mnt
+#   make test   # every test, including real mounts against a real S3 server
+
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+GO           ?= go
+BIN          := $(CURDIR)/bin
+# staticcheck is run at a pinned version, outside go.mod.
+STATICCHECK  ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT ?= 12m
+
+.PHONY: help deps build test vet lint check-mounts demo clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.\/-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install what is missing (fuse3 for fusermount3; needs root and apt-get)
+	@scripts/deps.sh
+
+build: ## build bin/ampfs
+	$(GO) build -o bin/ampfs ./cmd/ampfs
+
+bin/versitygw: tools/go.mod tools/go.sum ## build the S3 server pinned in tools/go.mod
+	cd tools && $(GO) build -o ../bin/versitygw github.com/versity/versitygw/cmd/versitygw
+
+test: deps build bin/versitygw vet lint ## vet, staticcheck, all tests with -race (unit, storetest, integration), then check-mounts
+	@status=0; \
+	AMPFS_VERSITYGW=$(BIN)/versitygw AMPFS_BIN=$(BIN)/ampfs \
+		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	$(MAKE) --no-print-directory check-mounts || status=1; \
+	exit $$status
+
+vet: ## gofmt (fails on unformatted files) and go vet
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need \`gofmt -w\`:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+lint: ## staticcheck
+	$(GO) run $(STATICCHECK) ./...
+
+check-mounts: ## fail if any fuse.ampfs mount is left (a running `make demo` counts)
+	@if grep -q ' fuse\.ampfs ' /proc/mounts; then \
+		echo "check-mounts: ampfs mounts left behind (unmount with: fusermount3 -u DIR, or umount -l DIR):"; \
+		grep ' fuse\.ampfs ' /proc/mounts; \
+		exit 1; \
+	fi
+
+demo: deps build bin/versitygw ## start versitygw on loopback and mount its bucket "demo" at ./.demo/mnt (Ctrl-C stops)
+	@scripts/demo.sh
+
+clean: ## remove bin/ (not .demo/, which holds the demo's data)
+	rm -rf bin
