@@ -15,6 +15,7 @@ var (
 	_ = (fusefs.NodeCreater)((*Dir)(nil))
 	_ = (fusefs.NodeRenamer)((*Dir)(nil))
 	_ = (fusefs.NodeStatfser)((*Dir)(nil))
+	_ = (fusefs.NodeFsyncer)((*Dir)(nil))
 
 	_ = (fusefs.NodeGetattrer)((*File)(nil))
 	_ = (fusefs.NodeSetattrer)((*File)(nil))

@@ -387,3 +387,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Operations ampfs does not support yet answer ENOTSUP (or EXDEV), never
+// ENOSYS, which the kernel would remember as "never ask again".
+func TestUnsupportedOpsAreNotENOSYS(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "f", []byte("x"))
+	m := mount(t, b)
+	checks := []struct {
+		name string
+		err  error
+	}{
+		{"link", os.Link(m.path("f"), m.path("g"))},
+		{"symlink", os.Symlink("f", m.path("s"))},
+		{"mknod", syscall.Mknod(m.path("fifo"), syscall.S_IFIFO|0o644, 0)},
+	}
+	for _, c := range checks {
+		if c.err == nil || errors.Is(c.err, syscall.ENOSYS) {
+			t.Errorf("%s: %v, want a clean refusal", c.name, c.err)
+		}
+	}
+	d, err := os.Open(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		t.Errorf("fsync of a directory: %v", err)
+	}
+}
