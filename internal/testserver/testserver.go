@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,6 +133,8 @@ func (s *Server) start() {
 		"--region", Region, "--port", s.Addr, "--quiet", "posix", s.DataDir)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
+	// No server outlives a test binary killed by -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting versitygw: %v", err)
 	}
