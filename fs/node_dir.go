@@ -234,7 +234,8 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 			}
 		}
 	}
-	list := make([]fuse.DirEntry, 0, len(entries))
+	list := make([]fuse.DirEntry, 0, len(entries)+2)
+	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for name, e := range entries {
 		mode := uint32(syscall.S_IFREG)
 		if e.dir {
