@@ -31,6 +31,7 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "endpoint", Usage: "S3 endpoint URL (default: AWS, or $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL)"},
 			&cli.StringFlag{Name: "region", Usage: "S3 region (default: $AWS_REGION, else us-east-1)"},
 			&cli.BoolFlag{Name: "path-style", Usage: "address the bucket in the path, not the host name (most local S3 servers need this)"},
+			&cli.StringFlag{Name: "profile", Usage: "shared config profile for credentials (default: $AWS_PROFILE)"},
 			&cli.StringFlag{Name: "layout", Value: "raw", Usage: "raw: the bucket (or --prefix) as it is"},
 			&cli.StringFlag{Name: "prefix", Usage: "with --layout raw, mount only keys below this prefix"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "directory for staged writes (default: $XDG_CACHE_HOME/ampfs/BUCKET)"},
@@ -87,10 +88,11 @@ func runMount(c *cli.Context) error {
 		Endpoint:  c.String("endpoint"),
 		Region:    c.String("region"),
 		PathStyle: c.Bool("path-style"),
+		Profile:   c.String("profile"),
 		Logger:    log,
 	})
 	if err != nil {
-		return userErrorf("S3 client: %v", err)
+		return userErrorf("S3 client: %v: check --profile, --region and --endpoint", rootCause(err, 0))
 	}
 	if err := checkBucket(ctx, bucket, c.String("endpoint"), checkTimeout); err != nil {
 		return err

@@ -124,6 +124,8 @@ func checkBucket(ctx context.Context, b store.Bucket, endpoint string, timeout t
 	switch {
 	case errors.Is(err, store.ErrNoSuchBucket):
 		return userErrorf("bucket %q does not exist at %s: check the name, or create it first", b.Name(), where)
+	case errors.Is(err, store.ErrBadCredentials) && code == "":
+		return userErrorf("found no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --profile / AWS_PROFILE")
 	case errors.Is(err, store.ErrBadCredentials):
 		return userErrorf("%s rejected the credentials%s: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", where, code)
 	case errors.Is(err, store.ErrAccessDenied):

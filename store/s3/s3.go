@@ -41,6 +41,7 @@ package s3store
 import (
 	"context"
 	"fmt"
+	"github.com/aws/smithy-go/logging"
 	"net"
 	"net/http"
 	"time"
@@ -80,6 +81,9 @@ type Options struct {
 	// to one host (honouring AWS_CA_BUNDLE). A caller's client is used as
 	// it is.
 	HTTPClient aws.HTTPClient
+	// Profile is the shared config profile; "" means $AWS_PROFILE or
+	// "default".
+	Profile string
 	// MaxAttempts bounds the attempts per request, first one included; 0
 	// means the SDK's default (3).
 	MaxAttempts int
@@ -128,6 +132,12 @@ func New(ctx context.Context, opts Options) (*Bucket, error) {
 	if opts.Credentials != nil {
 		load = append(load, config.WithCredentialsProvider(opts.Credentials))
 	}
+	if opts.Profile != "" {
+		load = append(load, config.WithSharedConfigProfile(opts.Profile))
+	}
+	// The SDK's own log lines (e.g. its IMDS fallback warning) go to our
+	// logger at debug level instead of straight to stderr.
+	load = append(load, config.WithLogger(sdkLogger(opts.Logger)))
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		return nil, &store.OpError{Op: "LoadConfig", Kind: store.ErrInvalidArgument,
@@ -135,6 +145,9 @@ func New(ctx context.Context, opts Options) (*Bucket, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
+	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsProvider{cfg.Credentials}
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.Endpoint != "" {
@@ -172,3 +185,29 @@ func (b *Bucket) Name() string { return b.bucket }
 // Client returns the underlying SDK client, for what the store.Bucket
 // interface does not cover (presigned URLs).
 func (b *Bucket) Client() *s3.Client { return b.client }
+
+// credentialsProvider marks failures to obtain credentials (no keys
+// configured, a missing profile, an unreachable role endpoint), so that
+// translate can tell them from an unreachable S3 endpoint: the SDK gives
+// them no type of their own.
+type credentialsProvider struct{ aws.CredentialsProvider }
+
+// credentialsError is a failure of the credential chain.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "no usable credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+func (p credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &credentialsError{err}
+	}
+	return c, err
+}
+
+func sdkLogger(log zerolog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
+		log.Debug().Str("component", "aws-sdk").Msgf(format, v...)
+	})
+}

@@ -126,7 +126,10 @@ func translate(ctx context.Context, op, key string, err error) error {
 		e.Code = apiErr.ErrorCode()
 	}
 
+	var credErr *credentialsError
 	switch {
+	case errors.As(err, &credErr):
+		e.Kind = store.ErrBadCredentials
 	case status == 0 && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
 		// No response and the caller gave up (or its context was canceled
 		// under the SDK, which only it can do).

@@ -3,6 +3,7 @@ package s3store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -68,6 +69,7 @@ func TestTranslate(t *testing.T) {
 		{"versitygw unknown access key", live, opListObjectsV2, respErr(opListObjectsV2, 404, api("XAdminUserNotFound")), store.ErrBadCredentials, "XAdminUserNotFound"},
 		{"ExpiredToken", live, opGetObject, respErr(opGetObject, 400, api("ExpiredToken")), store.ErrBadCredentials, "ExpiredToken"},
 		{"InvalidToken", live, opGetObject, respErr(opGetObject, 400, api("InvalidToken")), store.ErrBadCredentials, "InvalidToken"},
+		{"no credentials in the chain", live, opHeadBucket, fmt.Errorf("get identity: %w", &credentialsError{errors.New("no EC2 IMDS role found")}), store.ErrBadCredentials, ""},
 		{"PreconditionFailed", live, opGetObject, respErr(opGetObject, 412, api("PreconditionFailed")), store.ErrPreconditionFailed, "PreconditionFailed"},
 		{"412 without code", live, opHeadObject, respErr(opHeadObject, 412, nil), store.ErrPreconditionFailed, ""},
 		{"InvalidRange", live, opGetObject, respErr(opGetObject, 416, api("InvalidRange")), store.ErrInvalidRange, "InvalidRange"},
