@@ -54,3 +54,20 @@ demo: deps build bin/versitygw ## start versitygw on loopback and mount its buck
 
 clean: ## remove bin/ (not .demo/, which holds the demo's data)
 	rm -rf bin
+
+# --- benchmark (bench/README.md): never part of `make test` ---
+BENCH_N    ?= 3
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick bench-deps
+
+bench-deps: ## install s3fs, fio, fuse3, attr if missing and build rclone v1.76.0 into .bench/bin (for the bench only)
+	@bench/deps.sh
+
+bench: bench-deps build bin/versitygw ## benchmark ampfs vs s3fs and rclone mount, full sizes, $(BENCH_N) runs (about an hour; root)
+	$(GO) build -o .bench/bench ./bench
+	.bench/bench -n $(BENCH_N) -out .bench/results.md $(BENCH_ARGS)
+
+bench-quick: bench-deps build bin/versitygw ## the same with small sizes and one run (under 5 minutes; root)
+	$(GO) build -o .bench/bench ./bench
+	.bench/bench -quick -n 1 -out .bench/results-quick.md $(BENCH_ARGS)
