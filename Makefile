@@ -27,15 +27,18 @@ build: ## build bin/ampfs
 bin/versitygw: tools/go.mod tools/go.sum ## build the S3 server pinned in tools/go.mod
 	cd tools && $(GO) build -o ../bin/versitygw github.com/versity/versitygw/cmd/versitygw
 
+# The integration tests mount a -race build of the binary, so a data race in
+# the running file system fails them too.
 test: deps build bin/versitygw vet lint ## vet, staticcheck, all tests with -race (unit, storetest, integration), then check-mounts
+	$(GO) build -race -o bin/ampfs-race ./cmd/ampfs
 	@status=0; \
-	AMPFS_VERSITYGW=$(BIN)/versitygw AMPFS_BIN=$(BIN)/ampfs \
+	AMPFS_VERSITYGW=$(BIN)/versitygw AMPFS_BIN=$(BIN)/ampfs-race \
 		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
 	$(MAKE) --no-print-directory check-mounts || status=1; \
 	exit $$status
 
 vet: ## gofmt (fails on unformatted files) and go vet
-	@unformatted=$$(gofmt -l .); \
+	@unformatted=$$(gofmt -l $$(find . -path './.*' -prune -o -name '*.go' -print)); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need \`gofmt -w\`:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 

@@ -71,9 +71,15 @@ func TestBadInput(t *testing.T) {
 			want: `(?i)(unreachable|cannot reach|can't reach|could not reach|connection refused)`,
 		},
 		{
-			name: "wrong credentials",
+			name: "wrong secret key",
 			args: mountArgs(srv.Endpoint, bucket, dir()),
-			env:  []string{"AWS_SECRET_ACCESS_KEY=not-the-secret", "AWS_ACCESS_KEY_ID=not-the-key"},
+			env:  []string{"AWS_SECRET_ACCESS_KEY=not-the-secret"},
+			want: `(?i)credential`,
+		},
+		{
+			name: "unknown access key",
+			args: mountArgs(srv.Endpoint, bucket, dir()),
+			env:  []string{"AWS_ACCESS_KEY_ID=not-a-known-key", "AWS_SECRET_ACCESS_KEY=not-the-secret"},
 			want: `(?i)credential`,
 		},
 		{

@@ -138,11 +138,8 @@ type mount struct {
 	stopped  bool
 }
 
-// mountAmpfs runs `ampfs mount --log-format json --path-style --endpoint
-// srv.Endpoint --cache-dir TMP args... bucket MOUNTPOINT` and returns once
-// the mount shows in /proc/self/mountinfo. When the test ends the mount is
-// stopped with SIGTERM and checked (see stop and checkLog).
-func mountAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...string) *mount {
+// startAmpfs starts `ampfs mount` (see mountAmpfs) and returns at once.
+func startAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...string) *mount {
 	t.Helper()
 	// TempDir before Cleanup: cleanups run last-in first-out, so the
 	// directories outlive the unmount.
@@ -188,14 +185,28 @@ func mountAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...str
 		close(m.done)
 	}()
 	t.Cleanup(m.cleanup)
+	return m
+}
 
+// mountAmpfs runs `ampfs mount --log-format json --path-style --endpoint
+// srv.Endpoint --cache-dir TMP args... bucket MOUNTPOINT` and returns once
+// the mount is ready. When the test ends the mount is stopped with SIGTERM
+// and checked (see stop and checkLog).
+func mountAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...string) *mount {
+	t.Helper()
+	m := startAmpfs(t, srv, bucket, args...)
+	full := m.cmd.Args
+
+	// Ready means mounted and said so: the "mounted" log line comes after
+	// the signal handlers are in place. A signal sent earlier than that is
+	// TestStop's business.
 	deadline := time.Now().Add(mountTimeout)
 	for {
 		ok, err := m.mounted()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok {
+		if ok && m.logged("mounted") {
 			return m
 		}
 		select {
@@ -207,10 +218,23 @@ func mountAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...str
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not show in /proc/self/mountinfo within %v", m.dir, mountTimeout)
+			t.Fatalf("%s not mounted (in /proc/self/mountinfo: %v) or no \"mounted\" log line within %v", m.dir, ok, mountTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// logged reports whether the log has an info line with this message.
+func (m *mount) logged(message string) bool {
+	sc := bufio.NewScanner(strings.NewReader(m.log()))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Level == "info" && l.Message == message {
+			return true
+		}
+	}
+	return false
 }
 
 // mountInfo is one line of /proc/self/mountinfo, the fields we check.
@@ -345,7 +369,19 @@ func (m *mount) exit(d time.Duration) int {
 // hanging on it return. For tests that are already failing.
 func (m *mount) abort() {
 	_ = m.cmd.Process.Kill()
-	<-m.done
+	select {
+	case <-m.done:
+	case <-time.After(5 * time.Second):
+		// Killed but not gone: a thread is waiting on the process's own
+		// mount. Aborting the connection lets it finish exiting.
+		m.t.Errorf("ampfs did not exit after SIGKILL; aborting its FUSE connection")
+		forceUnmount(m.dir)
+		select {
+		case <-m.done:
+		case <-time.After(10 * time.Second):
+			m.t.Errorf("ampfs (pid %d) is still not gone", m.cmd.Process.Pid)
+		}
+	}
 	forceUnmount(m.dir)
 }
 
@@ -357,9 +393,7 @@ func (m *mount) wait(d time.Duration) int {
 	case <-m.done:
 	case <-time.After(d):
 		m.t.Errorf("ampfs did not exit within %v; killing it", d)
-		_ = m.cmd.Process.Kill()
-		<-m.done
-		forceUnmount(m.dir)
+		m.abort()
 		return -1
 	}
 	var ee *exec.ExitError
@@ -389,10 +423,16 @@ func (m *mount) checkUnmounted() {
 	}
 }
 
-// forceUnmount detaches whatever is mounted at dir.
+// forceUnmount removes whatever is mounted at dir. MNT_FORCE (root only)
+// first aborts the FUSE connection, which releases a server process that is
+// stuck exiting because it holds a file open on its own mount.
 func forceUnmount(dir string) {
-	if err := exec.Command("fusermount3", "-uz", dir).Run(); err != nil {
-		_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+	_ = syscall.Unmount(dir, syscall.MNT_FORCE)
+	if ms, _ := mountsAt(dir); len(ms) == 0 {
+		return
+	}
+	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+		_ = exec.Command("fusermount3", "-uz", dir).Run()
 	}
 }
 

@@ -42,6 +42,26 @@ func TestStop(t *testing.T) {
 			}
 		})
 	}
+	// A signal that arrives while the mount is being set up, even in the
+	// moment after the kernel mount and before the binary is ready, must
+	// not leave a mount (or a process stuck on its own mount) behind.
+	t.Run("signal while mounting", func(t *testing.T) {
+		t.Parallel()
+		srv, bucket := startServer(t)
+		for range 5 {
+			m := startAmpfs(t, srv, bucket)
+			deadline := time.Now().Add(mountTimeout)
+			for time.Now().Before(deadline) {
+				if ms, _ := mountsAt(m.dir); len(ms) > 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			_ = m.cmd.Process.Signal(syscall.SIGTERM)
+			code := m.exit(10 * time.Second)
+			t.Logf("SIGTERM right after the mount appeared: exit %d, log: %s", code, strings.TrimSpace(m.log()))
+		}
+	})
 	t.Run("unmount command", func(t *testing.T) {
 		t.Parallel()
 		srv, bucket := startServer(t)

@@ -80,8 +80,10 @@ In another terminal, in $root, try:
   ls -l .demo/mnt
   cat .demo/mnt/hello.txt
   cp /etc/os-release .demo/mnt/ && ls -l .demo/mnt
-  mkdir .demo/mnt/docs && cp -r /usr/share/common-licenses .demo/mnt/docs/
+  mkdir .demo/mnt/docs && cp -rL /usr/share/common-licenses .demo/mnt/docs/
+  diff -r /usr/share/common-licenses .demo/mnt/docs/common-licenses && echo same
   mv .demo/mnt/os-release .demo/mnt/docs/ && rm .demo/mnt/docs/os-release
+  dd if=/dev/urandom of=.demo/mnt/big.bin bs=1M count=64    # a multipart upload
   ls -R .demo/data/$bucket          # the objects, as the server stores them
 
 Press Ctrl-C here to unmount and stop the server.
