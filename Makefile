@@ -45,12 +45,8 @@ vet: ## gofmt (fails on unformatted files) and go vet
 lint: ## staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
-check-mounts: ## fail if any fuse.ampfs mount is left (a running `make demo` counts)
-	@if grep -q ' fuse\.ampfs ' /proc/mounts; then \
-		echo "check-mounts: ampfs mounts left behind (unmount with: fusermount3 -u DIR, or umount -l DIR):"; \
-		grep ' fuse\.ampfs ' /proc/mounts; \
-		exit 1; \
-	fi
+check-mounts: ## fail if a test left a fuse.ampfs mount behind (under TMPDIR, default /tmp)
+	@scripts/check-mounts.sh
 
 demo: deps build bin/versitygw ## start versitygw on loopback and mount its bucket "demo" at ./.demo/mnt (Ctrl-C stops)
 	@scripts/demo.sh

@@ -40,8 +40,8 @@ var fullSizes = sizes{
 }
 
 var quickSizes = sizes{
-	BigMiB: 128, WriteMiB: 128, SmallFiles: 200, SmallKiB: 4, LsObjects: 2000,
-	RereadMiB: 64, RandSeconds: 5, TreeSub: "net", Timeout: 90 * time.Second,
+	BigMiB: 256, WriteMiB: 256, SmallFiles: 500, SmallKiB: 4, LsObjects: 5000,
+	RereadMiB: 128, RandSeconds: 5, TreeSub: "net", Timeout: 90 * time.Second,
 }
 
 // benchEnv is everything a workload needs; it is also handed, as JSON, to
@@ -69,12 +69,12 @@ type benchEnv struct {
 
 // Buckets, one per concern, so that a workload never lists another's data.
 const (
-	bucketRead  = "read"  // big0..big3 and mid: read-only
-	bucketLs    = "ls"    // ls/NNNNN: read-only
-	bucketTree  = "tree"  // src/...: read-only, for find
-	bucketWrite = "write" // seqwrite and smallfiles: emptied before each run
-	bucketUntar = "untar" // emptied before each run
-	bucketRm    = "rm"    // the tree, put again before each run of rmtree
+	bucketRead  = "bench-read"  // big0..big3 and mid: read-only
+	bucketLs    = "bench-ls"    // ls/NNNNN: read-only
+	bucketTree  = "bench-tree"  // src/...: read-only, for find
+	bucketWrite = "bench-write" // seqwrite and smallfiles: emptied before each run
+	bucketUntar = "bench-untar" // emptied before each run
+	bucketRm    = "bench-rm"    // the tree, put again before each run of rmtree
 )
 
 // prepareLocal makes the local source files on the tmpfs.

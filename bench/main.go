@@ -141,7 +141,7 @@ func checkTools(o options) error {
 }
 
 func run(ctx context.Context, o options) error {
-	started := time.Now()
+	started, load := time.Now(), loadAvg()
 	if err := checkTools(o); err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func run(ctx context.Context, o options) error {
 	}
 	rep := report(reportInput{
 		mode: mode, n: o.n, env: env, workloads: ws, columns: names, results: results,
-		elapsed: time.Since(started), srvVersion: versitygwVersion(o.versitygw),
+		elapsed: time.Since(started), srvVersion: versitygwVersion(o.versitygw), loadStart: load,
 	})
 	fmt.Println(rep)
 	if o.out != "" {

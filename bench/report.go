@@ -24,6 +24,7 @@ type reportInput struct {
 	results    []result
 	elapsed    time.Duration
 	srvVersion string
+	loadStart  string // /proc/loadavg when the bench started
 }
 
 func median(xs []float64) float64 {
@@ -262,7 +263,11 @@ func requestsCell(rs []result) string {
 }
 
 func writeRow(b *strings.Builder, cells []string) {
-	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	esc := make([]string, len(cells))
+	for i, c := range cells {
+		esc[i] = strings.ReplaceAll(c, "|", `\|`)
+	}
+	b.WriteString("| " + strings.Join(esc, " | ") + " |\n")
 }
 
 func cmdLine(name string, args ...string) string {
@@ -323,8 +328,21 @@ func writeMachine(b *strings.Builder, in reportInput) {
 	fmt.Fprintf(b, "- s3fs: %s\n", cmdLine("s3fs", "--version"))
 	fmt.Fprintf(b, "- rclone: %s\n", cmdLine(in.env.Rclone, "version"))
 	fmt.Fprintf(b, "- versitygw: %s, posix backend on tmpfs\n", in.srvVersion)
+	fmt.Fprintf(b, "- load average (1/5/15 min) at start: %s, at end: %s (other work on the machine skews the numbers)\n", in.loadStart, loadAvg())
 	fmt.Fprintf(b, "- go: %s; fio: %s\n", cmdLine("go", "version"), cmdLine("fio", "--version"))
 	fmt.Fprintf(b, "- sizes: big objects %d MiB, seqwrite %d MiB, smallfiles %d × %d KiB, ls %d objects, reread %d MiB, randread %d s per block size, tree %s (%d files, %d dirs), timeout %s per run\n\n",
 		sz.BigMiB, sz.WriteMiB, sz.SmallFiles, sz.SmallKiB, sz.LsObjects, sz.RereadMiB, sz.RandSeconds, tree,
 		len(in.env.TreeFiles), in.env.TreeDirs, sz.Timeout)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
