@@ -123,13 +123,17 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Catch signals before the mount exists: a SIGTERM in between would
+	// otherwise kill the process and leave a dead mount behind.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	server, err := fsys.Mount(mountpoint)
 	if err != nil {
 		return userErrorf("%v: check that %s is an empty directory you own and that FUSE works (fusermount3 installed)", err, mountpoint)
 	}
+	go handleSignals(sigs, server, fsys, mountpoint, c.Duration("drain-timeout"), log)
 	log.Info().Str("bucket", bucketName).Str("path", mountpoint).Str("cache_dir", cacheDir).Msg("mounted")
-
-	go handleSignals(server, fsys, mountpoint, c.Duration("drain-timeout"), log)
 	server.Wait()
 
 	// Files whose upload failed while open are retried once more.
@@ -146,9 +150,7 @@ func runMount(c *cli.Context) error {
 }
 
 // handleSignals makes SIGINT and SIGTERM flush staged data, then unmount.
-func handleSignals(server *fuse.Server, fsys *fs.FS, mountpoint string, drain time.Duration, log zerolog.Logger) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+func handleSignals(sigs <-chan os.Signal, server *fuse.Server, fsys *fs.FS, mountpoint string, drain time.Duration, log zerolog.Logger) {
 	sig := <-sigs
 	log.Info().Str("signal", sig.String()).Int("dirty", fsys.Dirty()).Msg("flushing and unmounting")
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
