@@ -83,6 +83,20 @@ func TestBadInput(t *testing.T) {
 			want: `(?i)credential`,
 		},
 		{
+			name: "no credentials at all",
+			args: mountArgs(srv.Endpoint, bucket, dir()),
+			env: []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=",
+				"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(tmp, "none"), "AWS_CONFIG_FILE=" + filepath.Join(tmp, "none"),
+				"AWS_EC2_METADATA_DISABLED=true"},
+			want: `(?i)no usable AWS credentials`,
+		},
+		{
+			name: "profile missing",
+			args: append([]string{"mount", "--profile", "no-such-profile"}, mountArgs(srv.Endpoint, bucket, dir())[1:]...),
+			env:  []string{"AWS_CONFIG_FILE=" + filepath.Join(tmp, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(tmp, "none")},
+			want: `(?i)profile.*no-such-profile`,
+		},
+		{
 			name: "bucket missing",
 			args: mountArgs(srv.Endpoint, "no-such-bucket", dir()),
 			want: `(?i)bucket.*no-such-bucket|no-such-bucket.*bucket`,

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ampfs/ampfs/auth"
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs"
 	s3store "github.com/ampfs/ampfs/store/s3"
@@ -83,13 +84,18 @@ func runMount(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	session, err := auth.Default(ctx, auth.Options{Profile: c.String("profile"), Logger: log})
+	if err != nil {
+		return userErrorf("credentials: %v: check --profile / AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", rootCause(err, 0))
+	}
 	bucket, err := s3store.New(ctx, s3store.Options{
-		Bucket:    bucketName,
-		Endpoint:  c.String("endpoint"),
-		Region:    c.String("region"),
-		PathStyle: c.Bool("path-style"),
-		Profile:   c.String("profile"),
-		Logger:    log,
+		Bucket:      bucketName,
+		Endpoint:    c.String("endpoint"),
+		Region:      c.String("region"),
+		PathStyle:   c.Bool("path-style"),
+		Profile:     c.String("profile"),
+		Credentials: session.Credentials,
+		Logger:      log,
 	})
 	if err != nil {
 		return userErrorf("S3 client: %v: check --profile, --region and --endpoint", rootCause(err, 0))
