@@ -156,7 +156,7 @@ func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *
 		nd.fillAttr(out)
 		return d.NewInode(ctx, nd, fusefs.StableAttr{Mode: syscall.S_IFDIR})
 	}
-	f := &File{node: node{fsys: d.fsys}, info: e.info}
+	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: d.fsys.fileKey(d.childPath(name))}
 	f.fillAttr(out)
 	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
 }
@@ -317,7 +317,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 		return nil, nil, 0, d.fsys.errno("create", key, err)
 	}
 	now := d.fsys.now()
-	f := &File{node: node{fsys: d.fsys}, staged: s, mtime: now, handles: 1,
+	f := &File{node: node{fsys: d.fsys}, staged: s, mtime: now, handles: 1, lastKey: key,
 		info: store.ObjectInfo{Key: key, LastModified: now}}
 	d.fsys.setDirty(f, true)
 	if old := d.GetChild(name); old != nil {

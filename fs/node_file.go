@@ -41,12 +41,29 @@ type File struct {
 	// unlinked is set once the file is deleted; writes through handles
 	// still open go nowhere, as on a local disk. GUARDED_BY(mu)
 	unlinked bool
+	// lastKey is the key the file had when last attached. GUARDED_BY(mu)
+	lastKey string
 
 	// uploads makes concurrent flushes of this file share one upload.
 	uploads singleflight.Group
 }
 
-func (f *File) key() string { return f.fsys.fileKey(f.path()) }
+// key is the file's object key, from its place in the tree. A file the
+// kernel has forgotten while it still had changes that failed to upload is
+// no longer in the tree; it keeps the key it last had, so that a later
+// flush (FlushAll at unmount) still uploads it to the right place.
+func (f *File) key() string {
+	if _, parent := f.Parent(); parent == nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.lastKey
+	}
+	k := f.fsys.fileKey(f.path())
+	f.mu.Lock()
+	f.lastKey = k
+	f.mu.Unlock()
+	return k
+}
 
 // hasLocalData reports whether the file has staged data the server may not
 // have: it must not be replaced by what a listing says.
