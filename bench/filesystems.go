@@ -63,7 +63,7 @@ func fileSystems(env *benchEnv) []fileSystem {
 			name:   "ampfs",
 			fstype: "fuse.ampfs",
 			command: func(env *benchEnv, endpoint, bucket, mnt, cacheDir string) *exec.Cmd {
-				cmd := exec.Command(env.Ampfs, "mount", "--endpoint", endpoint, "--path-style",
+				cmd := exec.Command(env.Ampfs, "mount", "--layout", "raw", "--endpoint", endpoint, "--path-style",
 					"--cache-dir", cacheDir, "--log-format", "json", bucket, mnt)
 				cmd.Env = awsEnv
 				return cmd

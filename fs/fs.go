@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/fs/access"
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -25,8 +26,10 @@ type Options struct {
 	Bucket store.Bucket
 	// Cache holds staged writes and serves reads. Required.
 	Cache *cache.Cache
-	// Prefix is the key prefix shown as the root (raw layout); "" is the
-	// whole bucket. A missing trailing "/" is added.
+	// Layout maps mount paths to keys and rights. Zero: RawLayout(Prefix).
+	Layout Layout
+	// Prefix is the key prefix shown as the root when Layout is nil; "" is
+	// the whole bucket.
 	Prefix string
 	// UID and GID own every file. Zero: root.
 	UID, GID uint32
@@ -54,7 +57,7 @@ type FS struct {
 	cache  *cache.Cache
 	log    zerolog.Logger
 	now    func() time.Time
-	prefix string
+	layout Layout
 	ttl    time.Duration
 	start  time.Time
 
@@ -84,9 +87,8 @@ func New(opts Options) (*FS, error) {
 	if opts.FsName == "" {
 		opts.FsName = "ampfs:" + opts.Bucket.Name()
 	}
-	prefix := strings.TrimLeft(opts.Prefix, "/")
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
+	if opts.Layout == nil {
+		opts.Layout = RawLayout(opts.Prefix)
 	}
 	return &FS{
 		opts:   opts,
@@ -94,7 +96,7 @@ func New(opts Options) (*FS, error) {
 		cache:  opts.Cache,
 		log:    opts.Logger,
 		now:    opts.Now,
-		prefix: prefix,
+		layout: opts.Layout,
 		ttl:    opts.MetadataTTL,
 		start:  opts.Now(),
 		dirty:  map[*File]struct{}{},
@@ -203,18 +205,36 @@ func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsRune(name, 0)
 }
 
-// dirKey is the key prefix of the directory at path p ("" for the root of
-// the bucket).
-func (fsys *FS) dirKey(p string) string {
-	if p == "" {
-		return fsys.prefix
-	}
-	return fsys.prefix + p + "/"
-}
+// dirKey is the key prefix listed for the directory at path p.
+func (fsys *FS) dirKey(p string) string { return fsys.layout.DirKey(p) }
 
 // fileKey is the key of the file at path p.
-func (fsys *FS) fileKey(p string) string {
-	return fsys.prefix + p
+func (fsys *FS) fileKey(p string) string { return fsys.layout.Key(p) }
+
+// dirRights is what the user may do inside the directory at p: the rights
+// on a key directly below it.
+func (fsys *FS) dirRights(p string) access.Rights {
+	if fsys.layout.Classify(p) == Virtual {
+		return access.Get | access.List
+	}
+	return fsys.layout.Rights(fsys.dirKey(p) + "\x00")
+}
+
+// permBits turns rights into the permission bits shown (masked by the
+// configured modes), so ls -l tells what the rules allow: 0555/0444 for a
+// tree the user may only read.
+func permBits(r access.Rights, dir bool) uint32 {
+	var perm uint32
+	if r.Has(access.Get) || (dir && r.Has(access.List)) {
+		perm |= 4
+	}
+	if r.Has(access.Write) || (dir && r.Has(access.Delete)) {
+		perm |= 2
+	}
+	if dir && r != access.None {
+		perm |= 1
+	}
+	return perm * 0o111
 }
 
 func (fsys *FS) fillAttr(out *fuse.Attr, mode uint32, size int64, mtime time.Time) {

@@ -30,6 +30,11 @@ type testMount struct {
 
 func mount(t *testing.T, b *memstore.Bucket) *testMount {
 	t.Helper()
+	return mountLayout(t, b, nil)
+}
+
+func mountLayout(t *testing.T, b *memstore.Bucket, layout Layout) *testMount {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
 			t.Skip("needs root or fusermount3")
@@ -46,7 +51,7 @@ func mount(t *testing.T, b *memstore.Bucket) *testMount {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := New(Options{Bucket: b, Cache: c, Logger: log, MetadataTTL: 100 * time.Millisecond})
+	fsys, err := New(Options{Bucket: b, Cache: c, Layout: layout, Logger: log, MetadataTTL: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/ampfs/ampfs/fs/access"
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -87,13 +88,20 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 			return ch, 0
 		}
 	}
+	p := d.childPath(name)
+	switch d.fsys.layout.Classify(p) {
+	case Absent:
+		return nil, syscall.ENOENT
+	case Virtual, Mapped:
+		// Directories the layout itself makes: no request needed.
+		return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
+	}
 	e, ok, fresh := d.cached(name)
 	if fresh && !ok {
 		return nil, syscall.ENOENT
 	}
 	if !fresh {
 		var err error
-		p := d.childPath(name)
 		if e, err = d.fsys.stat(ctx, p); err != nil {
 			return nil, d.fsys.errno("lookup", d.fsys.fileKey(p), err)
 		}
@@ -111,16 +119,28 @@ func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
 		page          store.ListPage
 		fileKey, dKey = fsys.fileKey(p), fsys.dirKey(p)
 	)
+	// Only what the rules allow is asked: a HEAD needs get, a LIST list.
+	// With neither (a put-only tree) the name is unknown.
+	canGet := fsys.layout.Rights(fileKey).Has(access.Get)
+	canList := fsys.layout.Rights(dKey + "\x00").Has(access.List)
+	if !canGet && !canList {
+		return entry{}, store.ErrNotFound
+	}
+	headErr = store.ErrNotFound
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		head, headErr = fsys.bucket.Head(gctx, fileKey)
-		return nil // ErrNotFound is an answer, not a failure
-	})
-	g.Go(func() error {
-		var err error
-		page, err = fsys.bucket.List(gctx, store.ListInput{Prefix: dKey, MaxKeys: 1})
-		return err
-	})
+	if canGet {
+		g.Go(func() error {
+			head, headErr = fsys.bucket.Head(gctx, fileKey)
+			return nil // ErrNotFound is an answer, not a failure
+		})
+	}
+	if canList {
+		g.Go(func() error {
+			var err error
+			page, err = fsys.bucket.List(gctx, store.ListInput{Prefix: dKey, MaxKeys: 1})
+			return err
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return entry{}, err
 	}
@@ -153,7 +173,7 @@ func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *
 	}
 	if e.dir {
 		nd := &Dir{node: node{fsys: d.fsys}}
-		nd.fillAttr(out)
+		d.fsys.dirAttr(d.childPath(name), out)
 		return d.NewInode(ctx, nd, fusefs.StableAttr{Mode: syscall.S_IFDIR})
 	}
 	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: d.fsys.fileKey(d.childPath(name))}
@@ -161,8 +181,31 @@ func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *
 	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
 }
 
-func (d *Dir) fillAttr(out *fuse.Attr) {
-	d.fsys.fillAttr(out, syscall.S_IFDIR|d.fsys.opts.DirMode, 4096, d.fsys.start)
+func (d *Dir) fillAttr(out *fuse.Attr) { d.fsys.dirAttr(d.path(), out) }
+
+// dirAttr fills the attributes of the directory at p; its mode follows
+// the rules.
+func (fsys *FS) dirAttr(p string, out *fuse.Attr) {
+	perm := fsys.opts.DirMode & permBits(fsys.dirRights(p), true)
+	fsys.fillAttr(out, syscall.S_IFDIR|perm, 4096, fsys.start)
+}
+
+// may returns EACCES unless the user may do want with key: the rules are
+// checked before any request is sent.
+func (fsys *FS) may(key string, want access.Rights) syscall.Errno {
+	if key == "" || !fsys.layout.Rights(key).Has(want) {
+		return syscall.EACCES
+	}
+	return 0
+}
+
+// real returns EACCES unless p is a path backed by keys (not the layout's
+// own directories).
+func (fsys *FS) real(p string) syscall.Errno {
+	if fsys.layout.Classify(p) != Real {
+		return syscall.EACCES
+	}
+	return 0
 }
 
 // Getattr reports the directory's attributes.
@@ -177,6 +220,9 @@ func (d *Dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
+	}
+	if !d.fsys.dirRights(d.path()).Has(access.Write) {
+		return syscall.EACCES
 	}
 	d.fillAttr(&out.Attr)
 	return 0
@@ -217,9 +263,22 @@ func (d *Dir) list(ctx context.Context) (map[string]entry, error) {
 
 // Readdir lists the directory and keeps the listing to answer lookups.
 func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	entries, err := d.list(ctx)
-	if err != nil {
-		return nil, d.fsys.errno("readdir", d.key(), err)
+	p := d.path()
+	var entries map[string]entry
+	if d.fsys.layout.Classify(p) == Virtual {
+		entries = map[string]entry{}
+	} else {
+		if !d.fsys.dirRights(p).Has(access.List) {
+			return nil, syscall.EACCES
+		}
+		var err error
+		if entries, err = d.list(ctx); err != nil {
+			return nil, d.fsys.errno("readdir", d.key(), err)
+		}
+	}
+	// The layout's own directories: the top level, the user's own id.
+	for _, name := range d.fsys.layout.Children(p) {
+		entries[name] = entry{dir: true}
 	}
 	d.mu.Lock()
 	d.listing = entries
@@ -252,7 +311,14 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if errno := nameErrno(name); errno != 0 {
 		return nil, errno
 	}
-	key := d.fsys.dirKey(d.childPath(name))
+	p := d.childPath(name)
+	if errno := d.fsys.real(p); errno != 0 {
+		return nil, errno
+	}
+	key := d.fsys.dirKey(p)
+	if errno := d.fsys.may(key, access.Write); errno != 0 {
+		return nil, errno
+	}
 	opts := store.PutOptions{ContentType: "application/x-directory", Metadata: d.fsys.posixMeta(syscall.S_IFDIR|d.fsys.opts.DirMode, d.fsys.now())}
 	if _, err := d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil {
 		return nil, d.fsys.errno("mkdir", key, err)
@@ -271,7 +337,14 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 			}
 		}
 	}
-	key := d.fsys.dirKey(d.childPath(name))
+	p := d.childPath(name)
+	if errno := d.fsys.real(p); errno != 0 {
+		return errno
+	}
+	key := d.fsys.dirKey(p)
+	if errno := d.fsys.may(key, access.Delete|access.List); errno != 0 {
+		return errno
+	}
 	page, err := d.fsys.bucket.List(ctx, store.ListInput{Prefix: key, MaxKeys: 2})
 	if err != nil {
 		return d.fsys.errno("rmdir", key, err)
@@ -293,7 +366,14 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // Unlink deletes a file's object and cancels whatever it had staged.
 func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
-	key := d.fsys.fileKey(d.childPath(name))
+	p := d.childPath(name)
+	if errno := d.fsys.real(p); errno != 0 {
+		return errno
+	}
+	key := d.fsys.fileKey(p)
+	if errno := d.fsys.may(key, access.Delete); errno != 0 {
+		return errno
+	}
 	if ch := d.GetChild(name); ch != nil {
 		if f, ok := ch.Operations().(*File); ok {
 			f.discard()
@@ -311,7 +391,14 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno := nameErrno(name); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	key := d.fsys.fileKey(d.childPath(name))
+	p := d.childPath(name)
+	if errno := d.fsys.real(p); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	key := d.fsys.fileKey(p)
+	if errno := d.fsys.may(key, access.Write); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	s, err := d.fsys.cache.NewStaged()
 	if err != nil {
 		return nil, nil, 0, d.fsys.errno("create", key, err)
@@ -345,7 +432,19 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return syscall.EXDEV
 	}
 	srcPath, dstPath := d.childPath(name), nd.childPath(newName)
+	if errno := d.fsys.real(srcPath); errno != 0 {
+		return errno
+	}
+	if errno := d.fsys.real(dstPath); errno != 0 {
+		return errno
+	}
 	srcKey, dstKey := d.fsys.fileKey(srcPath), d.fsys.fileKey(dstPath)
+	if errno := d.fsys.may(srcKey, access.Delete); errno != 0 {
+		return errno
+	}
+	if errno := d.fsys.may(dstKey, access.Write); errno != 0 {
+		return errno
+	}
 
 	var f *File
 	if ch := d.GetChild(name); ch != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/fs/access"
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -96,7 +97,8 @@ func (f *File) fillAttr(out *fuse.Attr) {
 		mtime = f.info.LastModified
 	}
 	f.mu.Unlock()
-	f.fsys.fillAttr(out, syscall.S_IFREG|f.fsys.opts.FileMode, size, mtime)
+	perm := f.fsys.opts.FileMode & permBits(f.fsys.layout.Rights(f.key()), false)
+	f.fsys.fillAttr(out, syscall.S_IFREG|perm, size, mtime)
 }
 
 // Getattr reports size and times, the staged ones while writing.
@@ -109,6 +111,9 @@ func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 // but not yet stored on the server (a later issue persists them as s3fs
 // does); refusing them would make cp -p, tar and rsync fail.
 func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
+		return errno
+	}
 	if size, ok := in.GetSize(); ok {
 		s, err := f.stage(ctx, size == 0)
 		if err != nil {
@@ -193,6 +198,16 @@ func (f *File) touch() {
 func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := flags&syscall.O_TRUNC != 0
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY {
+		if errno := f.fsys.may(f.key(), access.Get); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	if write || trunc {
+		if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
+			return nil, 0, errno
+		}
+	}
 	if write || trunc {
 		s, err := f.stage(ctx, trunc)
 		if err != nil {

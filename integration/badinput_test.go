@@ -36,7 +36,7 @@ func TestBadInput(t *testing.T) {
 	}
 	env := append(os.Environ(), srv.Env()...)
 	mountArgs := func(endpoint, bucket, mnt string) []string {
-		return []string{"mount", "--path-style", "--endpoint", endpoint, "--cache-dir", filepath.Join(tmp, "cache"), bucket, mnt}
+		return []string{"mount", "--layout", "raw", "--path-style", "--endpoint", endpoint, "--cache-dir", filepath.Join(tmp, "cache"), bucket, mnt}
 	}
 
 	tests := []struct {

@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -167,6 +168,11 @@ func startAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...str
 		"--endpoint", srv.Endpoint,
 		"--cache-dir", filepath.Join(tmp, "cache"),
 	}, args...)
+	if !slices.Contains(args, "--layout") {
+		// The tests of the bucket as it is; the Amplify layout's tests
+		// say --layout amplify.
+		full = append(full, "--layout", "raw")
+	}
 	full = append(full, bucket, m.dir)
 	m.cmd = exec.Command(ampfsBin, full...)
 	m.cmd.Env = append(os.Environ(), srv.Env()...)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/ampfs/ampfs/auth"
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs"
+	"github.com/ampfs/ampfs/fs/access"
+	"github.com/ampfs/ampfs/internal/amplifyconfig"
 	s3store "github.com/ampfs/ampfs/store/s3"
 )
 
@@ -33,7 +36,11 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "region", Usage: "S3 region (default: $AWS_REGION, else us-east-1)"},
 			&cli.BoolFlag{Name: "path-style", Usage: "address the bucket in the path, not the host name (most local S3 servers need this)"},
 			&cli.StringFlag{Name: "profile", Usage: "shared config profile for credentials (default: $AWS_PROFILE)"},
-			&cli.StringFlag{Name: "layout", Value: "raw", Usage: "raw: the bucket (or --prefix) as it is"},
+			&cli.StringFlag{Name: "layout", Value: "amplify", Usage: "amplify: public/, protected/<id>/ and private/ with the user's rights; raw: the bucket (or --prefix) as it is"},
+			&cli.StringFlag{Name: "config", Usage: "the app's amplify_outputs.json (Gen2) or amplifyconfiguration.json (Gen1): bucket, region, storage rules"},
+			&cli.StringFlag{Name: "identity-id", Usage: "with --layout amplify: the signed-in user's Cognito identity id (REGION:UUID)"},
+			&cli.BoolFlag{Name: "guest", Usage: "with --layout amplify: act as an unauthenticated (guest) user"},
+			&cli.StringSliceFlag{Name: "group", Usage: "with --layout amplify: a user-pool group the user belongs to (for Gen2 group rules); repeatable"},
 			&cli.StringFlag{Name: "prefix", Usage: "with --layout raw, mount only keys below this prefix"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "directory for staged writes (default: $XDG_CACHE_HOME/ampfs/BUCKET)"},
 			&cli.StringFlag{Name: "multipart-threshold", Value: "8MiB", Usage: "files this size or larger upload in parts"},
@@ -53,12 +60,28 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.NArg() != 2 {
-		return userErrorf("mount needs BUCKET and MOUNTPOINT: ampfs mount [flags] BUCKET MOUNTPOINT")
+	var appConfig *amplifyconfig.Config
+	if path := c.String("config"); path != "" {
+		if appConfig, err = amplifyconfig.Load(path); err != nil {
+			return userErrorf("--config: %v", rootCause(err, 0))
+		}
 	}
-	bucketName, mnt := c.Args().Get(0), c.Args().Get(1)
-	if c.String("layout") != "raw" {
-		return userErrorf("--layout %q is not available: use --layout raw", c.String("layout"))
+	var bucketName, mnt string
+	switch {
+	case c.NArg() == 2:
+		bucketName, mnt = c.Args().Get(0), c.Args().Get(1)
+	case c.NArg() == 1 && appConfig != nil:
+		bucketName, mnt = appConfig.Bucket, c.Args().Get(0)
+	default:
+		return userErrorf("mount needs BUCKET and MOUNTPOINT: ampfs mount [flags] BUCKET MOUNTPOINT (or --config FILE MOUNTPOINT)")
+	}
+	region := c.String("region")
+	if region == "" && appConfig != nil {
+		region = appConfig.Region
+	}
+	layout, err := buildLayout(c, appConfig)
+	if err != nil {
+		return err
 	}
 	threshold, err := parseSize(c, "multipart-threshold")
 	if err != nil {
@@ -91,7 +114,7 @@ func runMount(c *cli.Context) error {
 	bucket, err := s3store.New(ctx, s3store.Options{
 		Bucket:      bucketName,
 		Endpoint:    c.String("endpoint"),
-		Region:      c.String("region"),
+		Region:      region,
 		PathStyle:   c.Bool("path-style"),
 		Profile:     c.String("profile"),
 		Credentials: session.Credentials,
@@ -100,7 +123,14 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return userErrorf("S3 client: %v: check --profile, --region and --endpoint", rootCause(err, 0))
 	}
-	if err := checkBucket(ctx, bucket, c.String("endpoint"), checkTimeout); err != nil {
+	checkPrefix, listable := fs.ListablePrefix(layout)
+	if c.String("layout") == "raw" {
+		checkPrefix, listable = "", false
+	}
+	if c.String("layout") != "raw" && !listable {
+		return userErrorf("the storage rules give this user nothing to list: check --identity-id, --guest and --config")
+	}
+	if err := checkBucket(ctx, bucket, checkPrefix, c.String("endpoint"), checkTimeout); err != nil {
 		return err
 	}
 	ch, err := cache.New(cache.Options{
@@ -118,7 +148,7 @@ func runMount(c *cli.Context) error {
 	fsys, err := fs.New(fs.Options{
 		Bucket:      bucket,
 		Cache:       ch,
-		Prefix:      c.String("prefix"),
+		Layout:      layout,
 		UID:         uint32(os.Getuid()),
 		GID:         uint32(os.Getgid()),
 		MetadataTTL: c.Duration("metadata-ttl"),
@@ -206,4 +236,46 @@ func cacheDir(flag, bucket string) (string, error) {
 		return "", userErrorf("no cache directory (%v): give one with --cache-dir", err)
 	}
 	return filepath.Join(base, "ampfs", bucket), nil
+}
+
+// identityIDPattern is a Cognito identity id: REGION:UUID.
+var identityIDPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// buildLayout turns --layout and the identity flags into the namespace.
+func buildLayout(c *cli.Context, appConfig *amplifyconfig.Config) (fs.Layout, error) {
+	switch c.String("layout") {
+	case "raw":
+		if c.IsSet("identity-id") || c.Bool("guest") {
+			return nil, userErrorf("--identity-id and --guest go with --layout amplify, not raw")
+		}
+		return fs.RawLayout(c.String("prefix")), nil
+	case "amplify":
+	default:
+		return nil, userErrorf("--layout %q is not a layout: use amplify or raw", c.String("layout"))
+	}
+	if c.IsSet("prefix") {
+		return nil, userErrorf("--prefix goes with --layout raw; the amplify layout shows public/, protected/ and private/")
+	}
+	id, guest := c.String("identity-id"), c.Bool("guest")
+	switch {
+	case id != "" && guest:
+		return nil, userErrorf("give --identity-id or --guest, not both")
+	case id == "" && !guest:
+		return nil, userErrorf("--layout amplify needs --identity-id REGION:UUID (the user's Cognito identity id) or --guest; --layout raw mounts the bucket as it is")
+	case id != "" && !identityIDPattern.MatchString(id):
+		return nil, userErrorf("--identity-id %q is not a Cognito identity id: it looks like us-east-1:0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", id)
+	}
+	rules := access.Gen1()
+	if appConfig != nil && appConfig.Paths != nil {
+		var err error
+		if rules, err = access.New(appConfig.Paths); err != nil {
+			return nil, userErrorf("--config: %v", err)
+		}
+	}
+	subject := access.Subject{Authenticated: !guest, IdentityID: id, Groups: c.StringSlice("group")}
+	layout, err := fs.AmplifyLayout(rules, subject)
+	if err != nil {
+		return nil, userErrorf("%v", err)
+	}
+	return layout, nil
 }

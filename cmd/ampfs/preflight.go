@@ -105,10 +105,19 @@ func unescapeMount(s string) string {
 // checkBucket asks the server once, within timeout, so that a wrong
 // endpoint, key or bucket name is one clear line instead of a mount whose
 // every operation fails.
-func checkBucket(ctx context.Context, b store.Bucket, endpoint string, timeout time.Duration) error {
+//
+// With a prefix (the Amplify layout) it lists that prefix instead of
+// asking about the bucket: Amplify's policies deny HeadBucket and listing
+// the root, but allow listing the user's own trees.
+func checkBucket(ctx context.Context, b store.Bucket, prefix, endpoint string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := b.Check(ctx)
+	var err error
+	if prefix == "" {
+		err = b.Check(ctx)
+	} else {
+		_, err = b.List(ctx, store.ListInput{Prefix: prefix, MaxKeys: 1})
+	}
 	if err == nil {
 		return nil
 	}
@@ -129,6 +138,9 @@ func checkBucket(ctx context.Context, b store.Bucket, endpoint string, timeout t
 	case errors.Is(err, store.ErrBadCredentials):
 		return userErrorf("%s rejected the credentials%s: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", where, code)
 	case errors.Is(err, store.ErrAccessDenied):
+		if prefix != "" {
+			return userErrorf("listing %s in bucket %q was denied%s: check that --identity-id belongs to these credentials, and the bucket's policy", prefix, b.Name(), code)
+		}
 		return userErrorf("access to bucket %q denied%s: the credentials are valid but may not use this bucket; check its policy", b.Name(), code)
 	case errors.Is(err, store.ErrCanceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrUnavailable):
 		return userErrorf("cannot reach S3 endpoint %s (%s): check --endpoint and that the server is running", where, rootCause(err, timeout))

@@ -51,7 +51,7 @@ func TestCheckBucketMessages(t *testing.T) {
 	for _, tt := range tests {
 		b := memstore.New(memstore.Options{Name: "b"})
 		b.SetFault(memstore.OpHeadBucket, tt.fault, 1)
-		err := checkBucket(context.Background(), b, "http://x", time.Second)
+		err := checkBucket(context.Background(), b, "", "http://x", time.Second)
 		if err == nil {
 			t.Fatalf("%v: no error", tt.fault)
 		}
