@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a local S3 server (versitygw) with its data under ./.demo/data,
-# a bucket "demo" with hello.txt in it, mounted by ampfs at ./.demo/mnt in
-# the foreground. Ctrl-C unmounts (after flushing) and stops the server.
+# a bucket "demo" laid out as Amplify Storage lays it out, mounted by ampfs
+# at ./.demo/mnt in the foreground as the demo user (a made-up Cognito
+# identity id), with the Amplify layout: public/, protected/<id>/, private/.
+# Ctrl-C unmounts (after flushing) and stops the server.
 #
 # Environment: AMPFS_DEMO_PORT (default 7070, or the next free port).
 set -euo pipefail
@@ -10,6 +12,10 @@ root=$PWD
 demo=$root/.demo
 mnt=$demo/mnt
 bucket=demo
+# The demo user's identity, and a friend's whose files it sees (protected)
+# or must never see (private).
+me=us-east-1:0a0b0c0d-1111-4222-8333-444455556666
+friend=us-east-1:f0f0f0f0-2222-4333-8444-555566667777
 
 export AWS_ACCESS_KEY_ID=ampfs-demo
 export AWS_SECRET_ACCESS_KEY=ampfs-demo-secret-key
@@ -68,29 +74,39 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
-go run ./scripts/mkbucket -endpoint "$endpoint" -bucket "$bucket" \
-	-put "hello.txt=Hello from ampfs! This file is the S3 object s3://$bucket/hello.txt.
+go build -o bin/mkbucket ./scripts/mkbucket
+bin/mkbucket -endpoint "$endpoint" -bucket "$bucket" \
+	-put "public/hello.txt=Hello from ampfs! This file is the S3 object s3://$bucket/public/hello.txt.
+"
+bin/mkbucket -endpoint "$endpoint" -bucket "$bucket" \
+	-put "protected/$friend/shared.txt=A friend's protected file: every signed-in user may read it, only the friend may change it.
+"
+bin/mkbucket -endpoint "$endpoint" -bucket "$bucket" \
+	-put "private/$friend/diary.txt=The friend's private file: no other user ever sees it.
 "
 
 cat <<MSG
 
 demo: S3 server $endpoint (data in .demo/data), bucket "$bucket", mounting at .demo/mnt
+as the Amplify user $me (Gen1 access levels).
 In another terminal, in $root, try:
 
-  ls -l .demo/mnt
-  cat .demo/mnt/hello.txt
-  cp /etc/os-release .demo/mnt/ && ls -l .demo/mnt
-  mkdir .demo/mnt/docs && cp -rL /usr/share/common-licenses .demo/mnt/docs/
-  diff -r /usr/share/common-licenses .demo/mnt/docs/common-licenses && echo same
-  mv .demo/mnt/os-release .demo/mnt/docs/ && rm .demo/mnt/docs/os-release
-  dd if=/dev/urandom of=.demo/mnt/big.bin bs=1M count=64    # a multipart upload
+  ls -l .demo/mnt .demo/mnt/protected           # the three trees; your own id is always there
+  cat .demo/mnt/public/hello.txt
+  cat .demo/mnt/protected/$friend/shared.txt   # readable...
+  echo hi > .demo/mnt/protected/$friend/shared.txt   # ...but Permission denied
+  echo secret > .demo/mnt/private/note.txt      # stored as private/$me/note.txt
+  mkdir .demo/mnt/public/docs && cp -rL /usr/share/common-licenses .demo/mnt/public/docs/
+  diff -r /usr/share/common-licenses .demo/mnt/public/docs/common-licenses && echo same
+  dd if=/dev/urandom of=.demo/mnt/private/big.bin bs=1M count=64    # a multipart upload
   ls -R .demo/data/$bucket          # the objects, as the server stores them
 
 Press Ctrl-C here to unmount and stop the server.
 
 MSG
 
-setsid bin/ampfs mount --endpoint "$endpoint" --path-style --cache-dir "$demo/cache" "$bucket" "$mnt" &
+setsid bin/ampfs mount --endpoint "$endpoint" --path-style --cache-dir "$demo/cache" \
+	--layout amplify --identity-id "$me" "$bucket" "$mnt" &
 ampfs_pid=$!
 # wait returns early when a trapped signal arrives; wait until ampfs has
 # finished flushing and unmounting, then take its exit status.
