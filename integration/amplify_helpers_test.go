@@ -235,7 +235,9 @@ func modeOf(t *testing.T, path string) string {
 	return strings.TrimSpace(run(t, "stat", "-c", "%a", path))
 }
 
-// warnLines returns the log lines at level warn that contain s.
+// warnLines returns the log lines at level warn that contain s. A request
+// the server refused is logged with "access denied" in its error, whether
+// the reply was AccessDenied or a bodiless 403 to a HEAD ("Forbidden").
 func (m *mount) warnLines(s string) []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(m.log()))

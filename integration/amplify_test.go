@@ -293,7 +293,7 @@ func TestAmplifyUsersAndGuest(t *testing.T) {
 	// Everything denied above was refused by the mount itself; a refusal
 	// from the server would have been logged (at warn) with the key.
 	for _, m := range []*mount{a, b, g} {
-		if lines := m.warnLines("AccessDenied"); len(lines) > 0 {
+		if lines := m.warnLines("access denied"); len(lines) > 0 {
 			t.Errorf("%s: the server was asked for something the rules forbid:\n%s", m.dir, strings.Join(lines, "\n"))
 		}
 	}
@@ -403,7 +403,7 @@ func TestAmplifyScopedListPolicy(t *testing.T) {
 		t.Errorf("guest: ls public = %q, %v; want p", got, err)
 	}
 	for _, m := range []*mount{a, g} {
-		if lines := m.warnLines("AccessDenied"); len(lines) > 0 {
+		if lines := m.warnLines("access denied"); len(lines) > 0 {
 			t.Errorf("%s: a request the policy denies was sent:\n%s", m.dir, strings.Join(lines, "\n"))
 		}
 	}
