@@ -181,12 +181,6 @@ func mustFail(t *testing.T, want string, name string, args ...string) {
 	}
 }
 
-// shell runs a shell command line (for redirections) with runErr.
-func shell(t *testing.T, line string) (string, error) {
-	t.Helper()
-	return runErr(t, "sh", "-c", line)
-}
-
 // mustShellFail is mustFail for a shell command line.
 func mustShellFail(t *testing.T, want, line string) {
 	t.Helper()
