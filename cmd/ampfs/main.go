@@ -35,6 +35,9 @@ func main() {
 		Commands: []*cli.Command{
 			mountCommand(),
 			unmountCommand(),
+			loginCommand(),
+			logoutCommand(),
+			whoamiCommand(),
 		},
 		// Errors are printed once, as one line, by main below.
 		ExitErrHandler: func(*cli.Context, error) {},

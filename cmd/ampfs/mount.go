@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,7 +39,6 @@ func mountCommand() *cli.Command {
 			&cli.BoolFlag{Name: "path-style", Usage: "address the bucket in the path, not the host name (most local S3 servers need this)"},
 			&cli.StringFlag{Name: "profile", Usage: "shared config profile for credentials (default: $AWS_PROFILE)"},
 			&cli.StringFlag{Name: "layout", Value: "amplify", Usage: "amplify: public/, protected/<id>/ and private/ with the user's rights; raw: the bucket (or --prefix) as it is"},
-			&cli.StringFlag{Name: "config", Usage: "the app's amplify_outputs.json (Gen2) or amplifyconfiguration.json (Gen1): bucket, region, storage rules"},
 			&cli.StringFlag{Name: "identity-id", Usage: "with --layout amplify: the signed-in user's Cognito identity id (REGION:UUID)"},
 			&cli.BoolFlag{Name: "guest", Usage: "with --layout amplify: act as an unauthenticated (guest) user"},
 			&cli.StringSliceFlag{Name: "group", Usage: "with --layout amplify: a user-pool group the user belongs to (for Gen2 group rules); repeatable"},
@@ -50,7 +51,7 @@ func mountCommand() *cli.Command {
 			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request (with --log-level debug)"},
-		}, logFlags()...),
+		}, append(mountCognitoFlags(), logFlags()...)...),
 		Action: runMount,
 	}
 }
@@ -60,11 +61,9 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var appConfig *amplifyconfig.Config
-	if path := c.String("config"); path != "" {
-		if appConfig, err = amplifyconfig.Load(path); err != nil {
-			return userErrorf("--config: %v", rootCause(err, 0))
-		}
+	appConfig, err := loadAppConfig(c)
+	if err != nil {
+		return err
 	}
 	var bucketName, mnt string
 	switch {
@@ -79,8 +78,7 @@ func runMount(c *cli.Context) error {
 	if region == "" && appConfig != nil {
 		region = appConfig.Region
 	}
-	layout, err := buildLayout(c, appConfig)
-	if err != nil {
+	if err := checkLayoutFlags(c); err != nil {
 		return err
 	}
 	threshold, err := parseSize(c, "multipart-threshold")
@@ -107,9 +105,13 @@ func runMount(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	session, err := auth.Default(ctx, auth.Options{Profile: c.String("profile"), Logger: log})
+	session, subject, err := signedIn(ctx, c, appConfig, log)
 	if err != nil {
-		return userErrorf("credentials: %v: check --profile / AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", rootCause(err, 0))
+		return err
+	}
+	layout, err := buildLayout(c, appConfig, subject)
+	if err != nil {
+		return err
 	}
 	bucket, err := s3store.New(ctx, s3store.Options{
 		Bucket:      bucketName,
@@ -241,29 +243,84 @@ func cacheDir(flag, bucket string) (string, error) {
 // identityIDPattern is a Cognito identity id: REGION:UUID.
 var identityIDPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// buildLayout turns --layout and the identity flags into the namespace.
-func buildLayout(c *cli.Context, appConfig *amplifyconfig.Config) (fs.Layout, error) {
+// checkLayoutFlags refuses flag combinations that make no sense, before
+// anything is sent.
+func checkLayoutFlags(c *cli.Context) error {
+	id, guest := c.String("identity-id"), c.Bool("guest")
 	switch c.String("layout") {
 	case "raw":
-		if c.IsSet("identity-id") || c.Bool("guest") {
-			return nil, userErrorf("--identity-id and --guest go with --layout amplify, not raw")
+		if id != "" || guest {
+			return userErrorf("--identity-id and --guest go with --layout amplify, not raw")
 		}
-		return fs.RawLayout(c.String("prefix")), nil
+		return nil
 	case "amplify":
 	default:
-		return nil, userErrorf("--layout %q is not a layout: use amplify or raw", c.String("layout"))
+		return userErrorf("--layout %q is not a layout: use amplify or raw", c.String("layout"))
 	}
-	if c.IsSet("prefix") {
-		return nil, userErrorf("--prefix goes with --layout raw; the amplify layout shows public/, protected/ and private/")
-	}
-	id, guest := c.String("identity-id"), c.Bool("guest")
 	switch {
+	case c.IsSet("prefix"):
+		return userErrorf("--prefix goes with --layout raw; the amplify layout shows public/, protected/ and private/")
 	case id != "" && guest:
-		return nil, userErrorf("give --identity-id or --guest, not both")
-	case id == "" && !guest:
-		return nil, userErrorf("--layout amplify needs --identity-id REGION:UUID (the user's Cognito identity id) or --guest; --layout raw mounts the bucket as it is")
+		return userErrorf("give --identity-id or --guest, not both")
 	case id != "" && !identityIDPattern.MatchString(id):
-		return nil, userErrorf("--identity-id %q is not a Cognito identity id: it looks like us-east-1:0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", id)
+		return userErrorf("--identity-id %q is not a Cognito identity id: it looks like us-east-1:0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", id)
+	}
+	return nil
+}
+
+// signedIn decides who the mount acts as, and with which credentials:
+//
+//   - --layout raw, or --identity-id: the SDK's default chain (operators,
+//     local servers), with the identity as given;
+//   - --guest: the identity pool's guest identity when the app's pools are
+//     known (--config), else the default chain;
+//   - otherwise the session 'ampfs login' stored: the user's identity and
+//     groups, with identity-pool credentials renewed before they expire.
+func signedIn(ctx context.Context, c *cli.Context, appConfig *amplifyconfig.Config, log zerolog.Logger) (*auth.Session, access.Subject, error) {
+	id, guest := c.String("identity-id"), c.Bool("guest")
+	groups := c.StringSlice("group")
+	pool := poolFromFlags(c, appConfig)
+	if appConfig != nil && c.String("region") != "" && appConfig.AuthRegion != "" {
+		pool.Region = appConfig.AuthRegion // --region is the bucket's here
+	}
+	switch {
+	case c.String("layout") == "raw" || id != "" || (guest && pool.IdentityPoolID == ""):
+		s, err := auth.Default(ctx, auth.Options{Profile: c.String("profile"), Logger: log})
+		if err != nil {
+			return nil, access.Subject{}, userErrorf("credentials: %v: check --profile / AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", rootCause(err, 0))
+		}
+		return s, access.Subject{Authenticated: !guest, IdentityID: id, Groups: groups}, nil
+	case guest:
+		cctx, cancel := context.WithTimeout(ctx, cognitoTimeout)
+		defer cancel()
+		s, err := auth.Guest(cctx, pool, log)
+		if err != nil {
+			return nil, access.Subject{}, userErrorf("guest sign-in: %v", err)
+		}
+		log.Info().Str("identity_id", s.IdentityID).Msg("signed in as a guest")
+		return &s.Session, access.Subject{IdentityID: s.IdentityID, Groups: groups}, nil
+	}
+	stored, err := storedSession(c)
+	if err != nil {
+		if errors.Is(err, auth.ErrNoSession) || strings.Contains(err.Error(), auth.ErrNoSession.Error()) {
+			return nil, access.Subject{}, userErrorf("nobody is signed in: run 'ampfs login --config amplify_outputs.json' first, or give --guest, or --identity-id with AWS credentials")
+		}
+		return nil, access.Subject{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cognitoTimeout)
+	defer cancel()
+	s, err := auth.Resume(cctx, stored, log)
+	if err != nil {
+		return nil, access.Subject{}, userErrorf("%s: %v", stored.Username, err)
+	}
+	log.Info().Str("user", s.Username).Str("identity_id", s.IdentityID).Time("expires", s.CredentialsExpire()).Msg("signed in")
+	return &s.Session, access.Subject{Authenticated: true, IdentityID: s.IdentityID, Groups: append(groups, s.Groups...)}, nil
+}
+
+// buildLayout turns --layout and the subject into the namespace.
+func buildLayout(c *cli.Context, appConfig *amplifyconfig.Config, subject access.Subject) (fs.Layout, error) {
+	if c.String("layout") == "raw" {
+		return fs.RawLayout(c.String("prefix")), nil
 	}
 	rules := access.Gen1()
 	if appConfig != nil && appConfig.Paths != nil {
@@ -272,10 +329,21 @@ func buildLayout(c *cli.Context, appConfig *amplifyconfig.Config) (fs.Layout, er
 			return nil, userErrorf("--config: %v", err)
 		}
 	}
-	subject := access.Subject{Authenticated: !guest, IdentityID: id, Groups: c.StringSlice("group")}
 	layout, err := fs.AmplifyLayout(rules, subject)
 	if err != nil {
 		return nil, userErrorf("%v", err)
 	}
 	return layout, nil
+}
+
+// mountCognitoFlags are the Cognito flags (--region here is the bucket's;
+// the pools' region comes from --config).
+func mountCognitoFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, f := range cognitoFlags() {
+		if f.Names()[0] != "region" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
