@@ -44,6 +44,7 @@ type options struct {
 	dir       string
 	out       string
 	ampfs     string
+	ampfsRev  string
 	versitygw string
 	rclone    string
 	tmpfsGiB  int
@@ -60,6 +61,7 @@ func benchMain() int {
 	flag.StringVar(&o.dir, "dir", ".bench/run", "work directory (mounts, cache dirs, logs, a tmpfs)")
 	flag.StringVar(&o.out, "out", "", "also write the markdown report here")
 	flag.StringVar(&o.ampfs, "ampfs", "bin/ampfs", "ampfs binary")
+	flag.StringVar(&o.ampfsRev, "ampfs-rev", "", "the revision the ampfs binary was built from (default: git HEAD of the work tree)")
 	flag.StringVar(&o.versitygw, "versitygw", "bin/versitygw", "versitygw binary")
 	flag.StringVar(&o.rclone, "rclone", ".bench/bin/rclone", "rclone binary")
 	flag.IntVar(&o.tmpfsGiB, "tmpfs-gib", 12, "size limit of the tmpfs for the server's data and the local sources")
@@ -159,6 +161,16 @@ func run(ctx context.Context, o options) error {
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
+	}
+
+	// Run private copies: a rebuild of the shared binaries during a long run
+	// must not change what is measured.
+	for _, p := range []*string{&o.ampfs, &o.versitygw} {
+		dst := filepath.Join(o.dir, "bin", filepath.Base(*p))
+		if err := copyFile(*p, dst); err != nil {
+			return err
+		}
+		*p = dst
 	}
 
 	sz := fullSizes
@@ -287,7 +299,7 @@ func run(ctx context.Context, o options) error {
 	}
 	rep := report(reportInput{
 		mode: mode, n: o.n, env: env, workloads: ws, columns: names, results: results,
-		elapsed: time.Since(started), srvVersion: versitygwVersion(o.versitygw), loadStart: load,
+		elapsed: time.Since(started), srvVersion: versitygwVersion(), loadStart: load, ampfsRev: o.ampfsRev,
 	})
 	fmt.Println(rep)
 	if o.out != "" {
@@ -471,4 +483,15 @@ func runLimit(ctx context.Context, env *benchEnv, srv *server, direct *s3.Client
 		}
 	}
 	return res
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }

@@ -25,6 +25,7 @@ type reportInput struct {
 	elapsed    time.Duration
 	srvVersion string
 	loadStart  string // /proc/loadavg when the bench started
+	ampfsRev   string // from -ampfs-rev; empty: the work tree's HEAD
 }
 
 func median(xs []float64) float64 {
@@ -295,11 +296,10 @@ func memTotal() string {
 	return "?"
 }
 
-// versitygwVersion reads the pinned version from tools/go.mod next to the
-// binary's repository.
-func versitygwVersion(bin string) string {
-	gomod := filepath.Join(filepath.Dir(filepath.Dir(bin)), "tools", "go.mod")
-	b, err := os.ReadFile(gomod)
+// versitygwVersion reads the pinned version from tools/go.mod (the bench
+// runs from the repository root).
+func versitygwVersion() string {
+	b, err := os.ReadFile(filepath.Join("tools", "go.mod"))
 	if err != nil {
 		return "unknown"
 	}
@@ -313,9 +313,12 @@ func versitygwVersion(bin string) string {
 }
 
 func writeMachine(b *strings.Builder, in reportInput) {
-	rev := cmdLine("git", "rev-parse", "--short", "HEAD")
-	if out, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); len(strings.TrimSpace(string(out))) > 0 {
-		rev += " (with uncommitted changes)"
+	rev := in.ampfsRev
+	if in.ampfsRev == "" {
+		rev = cmdLine("git", "rev-parse", "--short", "HEAD")
+		if out, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); len(strings.TrimSpace(string(out))) > 0 {
+			rev += " (work tree with uncommitted changes)"
+		}
 	}
 	sz := in.env.Sizes
 	tree := "$GOROOT/src"
