@@ -103,7 +103,11 @@ func SignIn(ctx context.Context, p Pool, username, password string, o SignInOpti
 			if err != nil {
 				return nil, err
 			}
-			responses = map[string]string{"USERNAME": username, "NEW_PASSWORD": np}
+			user := username
+			if id := params["USER_ID_FOR_SRP"]; id != "" {
+				user = id // the pool's own name for the user (an email sign-in's UUID)
+			}
+			responses = map[string]string{"USERNAME": user, "NEW_PASSWORD": np}
 		default:
 			return nil, fmt.Errorf("the user pool asks for %s, which ampfs does not support yet: sign in once in the app, then try again", name)
 		}
