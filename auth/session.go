@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +30,7 @@ func Login(ctx context.Context, p Pool, username, password string, o SignInOptio
 		return nil, err
 	}
 	if tokens.RefreshToken == "" {
-		return nil, fmt.Errorf("Cognito returned no refresh token")
+		return nil, errors.New("the user pool returned no refresh token")
 	}
 	c, err := newClients(ctx, p, o.Logger)
 	if err != nil {

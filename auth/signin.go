@@ -82,7 +82,7 @@ func SignIn(ctx context.Context, p Pool, username, password string, o SignInOpti
 		switch name {
 		case types.ChallengeNameTypePasswordVerifier:
 			if client == nil {
-				return nil, fmt.Errorf("Cognito asked for an SRP proof after a password sign-in")
+				return nil, errors.New("the user pool asked for an SRP proof after a password sign-in")
 			}
 			user := params["USER_ID_FOR_SRP"]
 			sig, ts, err := client.PasswordClaim(user, password, params["SRP_B"], params["SALT"], params["SECRET_BLOCK"], timeNow())
@@ -157,7 +157,7 @@ func (c *clients) revoke(ctx context.Context, p Pool, refreshToken string) error
 func tokensFrom(r *types.AuthenticationResultType) (*Tokens, error) {
 	t := &Tokens{IDToken: aws.ToString(r.IdToken), AccessToken: aws.ToString(r.AccessToken), RefreshToken: aws.ToString(r.RefreshToken)}
 	if t.IDToken == "" {
-		return nil, errors.New("Cognito returned no id token")
+		return nil, errors.New("the user pool returned no id token")
 	}
 	claims, err := parseClaims(t.IDToken)
 	if err != nil {
@@ -220,7 +220,7 @@ func signInError(err error, p Pool) error {
 	case errors.As(err, &invalid) && strings.Contains(invalid.ErrorMessage(), "not enabled"):
 		return fmt.Errorf("%w (%s): try without --password-auth, or enable the flow on the app client", ErrFlowNotEnabled, invalid.ErrorMessage())
 	case errors.As(err, &noPool):
-		return fmt.Errorf("Cognito does not know this pool or client (%s): check the ids and --region", noPool.ErrorMessage())
+		return fmt.Errorf("the user pool or app client is unknown (%s): check the ids and --region", noPool.ErrorMessage())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
 	}
