@@ -31,6 +31,9 @@ type Options struct {
 	Context context.Context
 	// Logger receives debug lines about uploads. Zero value: no logging.
 	Logger zerolog.Logger
+	// OnUpload, when set, is called after each completed upload with the
+	// object as stored (the --on-upload hook, metrics). It must not block.
+	OnUpload func(info store.ObjectInfo)
 }
 
 // Cache owns local copies of object data: staging files, uploads, reads.

@@ -42,6 +42,9 @@ func (c *Cache) Upload(ctx context.Context, key string, s *Staged, opts store.Pu
 		if r.info.LastModified.IsZero() {
 			r.info.LastModified = time.Now()
 		}
+		if c.opts.OnUpload != nil {
+			c.opts.OnUpload(r.info)
+		}
 		return r.info, nil
 	case <-ctx.Done():
 		return store.ObjectInfo{}, ctx.Err()

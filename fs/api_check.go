@@ -20,6 +20,9 @@ var (
 	_ = (fusefs.NodeGetattrer)((*File)(nil))
 	_ = (fusefs.NodeSetattrer)((*File)(nil))
 	_ = (fusefs.NodeOpener)((*File)(nil))
+	_ = (fusefs.NodeGetxattrer)((*File)(nil))
+	_ = (fusefs.NodeListxattrer)((*File)(nil))
+	_ = (fusefs.NodeSetxattrer)((*File)(nil))
 
 	_ = (fusefs.FileReader)((*Handle)(nil))
 	_ = (fusefs.FileWriter)((*Handle)(nil))

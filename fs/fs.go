@@ -46,6 +46,9 @@ type Options struct {
 	DebugFUSE bool
 	// Logger receives all log lines. Zero value: no logging.
 	Logger zerolog.Logger
+	// Presign, when set, makes a presigned GET URL for a key; it serves the
+	// user.ampfs.url xattr. Nil: that xattr is absent.
+	Presign func(ctx context.Context, key string, expires time.Duration) (string, error)
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
 }
@@ -260,4 +263,16 @@ func statfs(out *fuse.StatfsOut) {
 	out.Files = 1 << 32
 	out.Ffree = 1 << 32
 	out.NameLen = 255
+}
+
+// KeyOf returns the object key of the file at rel, a path relative to the
+// mount root ("public/a.txt"), and whether the user may read it; for the
+// control socket (ampfs url).
+func (fsys *FS) KeyOf(rel string) (key string, readable bool) {
+	rel = strings.Trim(rel, "/")
+	if fsys.layout.Classify(rel) != Real {
+		return "", false
+	}
+	key = fsys.fileKey(rel)
+	return key, fsys.layout.Rights(key).Has(access.Get)
 }

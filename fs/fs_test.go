@@ -421,3 +421,21 @@ func TestUnsupportedOpsAreNotENOSYS(t *testing.T) {
 		t.Errorf("fsync of a directory: %v", err)
 	}
 }
+
+func TestXattrs(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "f", []byte("x"))
+	m := mount(t, b)
+	buf := make([]byte, 256)
+	n, err := syscall.Getxattr(m.path("f"), "user.ampfs.etag", buf)
+	_, info, _ := b.Object("f")
+	if err != nil || string(buf[:n]) != info.ETag {
+		t.Errorf("etag xattr = %q, %v; want %q", buf[:n], err, info.ETag)
+	}
+	if _, err := syscall.Getxattr(m.path("f"), "user.ampfs.url", buf); !errors.Is(err, syscall.ENODATA) {
+		t.Errorf("url xattr without a presigner: %v, want ENODATA", err)
+	}
+	if err := syscall.Setxattr(m.path("f"), "user.ampfs.etag", []byte("x"), 0); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("set etag: %v, want EPERM", err)
+	}
+}
