@@ -90,6 +90,10 @@ type Options struct {
 	// Logger receives debug lines about failed requests; the zero value
 	// logs nothing. Nothing secret is ever logged.
 	Logger zerolog.Logger
+	// OnAttempt, when set, is called before each HTTP attempt with the S3
+	// operation name and the attempt number (1 for the first, more for
+	// retries), for metrics. It must not block.
+	OnAttempt func(op string, attempt int)
 }
 
 // Bucket is a store.Bucket backed by an S3 bucket.
@@ -156,6 +160,9 @@ func New(ctx context.Context, opts Options) (*Bucket, error) {
 		o.UsePathStyle = opts.PathStyle
 		if opts.HTTPClient != nil {
 			o.HTTPClient = opts.HTTPClient
+		}
+		if opts.OnAttempt != nil {
+			o.APIOptions = append(o.APIOptions, attemptCounter(opts.OnAttempt))
 		}
 	})
 	opts.Logger.Debug().Str("bucket", opts.Bucket).Str("endpoint", opts.Endpoint).
