@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/ampfs/ampfs/store"
@@ -167,58 +166,5 @@ func TestFill(t *testing.T) {
 	defer s2.Close()
 	if err := c.Fill(t.Context(), s2, "k", "stale-etag"); !errors.Is(err, store.ErrPreconditionFailed) {
 		t.Errorf("fill with stale etag: %v", err)
-	}
-}
-
-func TestReaderSequentialUsesOneStream(t *testing.T) {
-	b := memstore.New(memstore.Options{})
-	c := newCache(t, b)
-	data := randBytes(1 << 20)
-	info, _ := b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
-	r := c.NewReader("k", info.ETag, info.Size)
-	defer r.Close()
-	var got []byte
-	buf := make([]byte, 128<<10)
-	for off := int64(0); ; {
-		n, err := r.ReadAt(t.Context(), buf, off)
-		got = append(got, buf[:n]...)
-		off += int64(n)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatal("sequential read differs")
-	}
-	if n := b.Calls(memstore.OpGetObject); n != 1 {
-		t.Errorf("sequential read of 1 MiB in 128 KiB reads sent %d GETs, want 1", n)
-	}
-}
-
-func TestReaderRandom(t *testing.T) {
-	b := memstore.New(memstore.Options{})
-	c := newCache(t, b)
-	data := randBytes(1 << 20)
-	info, _ := b.Put(t.Context(), "k", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
-	r := c.NewReader("k", info.ETag, info.Size)
-	defer r.Close()
-	for _, off := range []int64{900000, 10, 500000, 1<<20 - 5} {
-		buf := make([]byte, 4096)
-		n, err := r.ReadAt(t.Context(), buf, off)
-		want := data[off:min(off+4096, int64(len(data)))]
-		if err != nil || !bytes.Equal(buf[:n], want) {
-			t.Errorf("read at %d: n=%d err=%v", off, n, err)
-		}
-	}
-	if n, err := r.ReadAt(t.Context(), make([]byte, 10), 1<<20); n != 0 || err != io.EOF {
-		t.Errorf("read at end: %d %v", n, err)
-	}
-	// The object changed on the server: the reader refuses to mix versions.
-	b.Put(t.Context(), "k", bytes.NewReader([]byte("new")), 3, store.PutOptions{})
-	if _, err := r.ReadAt(t.Context(), make([]byte, 10), 5000); !errors.Is(err, store.ErrPreconditionFailed) {
-		t.Errorf("read of a changed object: %v", err)
 	}
 }

@@ -2,20 +2,12 @@ package cache
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"sync"
-
-	"github.com/ampfs/ampfs/store"
 )
 
-// maxSkip is how far forward a read may jump and still be served from the
-// open stream by discarding the gap: cheaper than a new request on a fast
-// link. Bytes.
-const maxSkip = 1 << 20
-
-// Reader reads one version of one object for one open file handle.
+// Reader reads one version of one object for one open file handle, block
+// by block through the Cache, and fetches ahead of a sequential reader.
 type Reader struct {
 	c    *Cache
 	key  string
@@ -23,24 +15,13 @@ type Reader struct {
 	size int64
 
 	mu sync.Mutex
-	// stream is an open GET from some offset to the end of the object; a
-	// read takes it out (so no lock is held during I/O) and puts it back.
-	// GUARDED_BY(mu)
-	stream *stream
-	// lastEnd is where the previous read ended: a read starting there is
-	// sequential and worth a stream. GUARDED_BY(mu)
-	lastEnd int64
-}
-
-type stream struct {
-	body   io.ReadCloser
-	pos    int64
-	cancel context.CancelFunc
-}
-
-func (s *stream) close() {
-	s.body.Close()
-	s.cancel()
+	// next is where a sequential read would start. GUARDED_BY(mu)
+	next int64
+	// window is the readahead in blocks: 0 for a random reader, doubling
+	// while reads stay sequential. GUARDED_BY(mu)
+	window int64
+	// ahead is the first block not yet asked to be prefetched. GUARDED_BY(mu)
+	ahead int64
 }
 
 // NewReader returns a Reader of key at ETag etag with the given size.
@@ -48,121 +29,58 @@ func (c *Cache) NewReader(key, etag string, size int64) *Reader {
 	return &Reader{c: c, key: key, etag: etag, size: size}
 }
 
+// ETag returns the object version the reader reads.
+func (r *Reader) ETag() string { return r.etag }
+
 // ReadAt fills p from offset off; it returns io.EOF only when off is at or
 // past the end, and fewer bytes than len(p) only at the end of the object.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= r.size {
 		return 0, io.EOF
 	}
-	want := min(int64(len(p)), r.size-off)
-	p = p[:want]
+	p = p[:min(int64(len(p)), r.size-off)]
+	bs := r.c.opts.BlockSize
+	first, last := off/bs, (off+int64(len(p))-1)/bs
+	r.readahead(off, int64(len(p)), last)
 
-	r.mu.Lock()
-	st := r.stream
-	r.stream = nil
-	sequential := off == r.lastEnd
-	r.mu.Unlock()
-
-	if st != nil && (off < st.pos || off-st.pos > maxSkip) {
-		st.close()
-		st = nil
-	}
-	if st == nil && sequential {
-		var err error
-		if st, err = r.open(off); err != nil {
-			return 0, err
+	n := 0
+	for idx := first; idx <= last; idx++ {
+		b, err := r.c.block(ctx, r.key, r.etag, r.size, idx)
+		if err != nil {
+			return n, err
 		}
-	}
-	if st == nil {
-		// A random read: fetch exactly the range.
-		return r.readRange(ctx, p, off)
-	}
-	n, err := r.readStream(ctx, st, p, off)
-	if err != nil {
-		st.close()
-		return n, err
-	}
-	r.mu.Lock()
-	r.lastEnd = off + int64(n)
-	if r.stream == nil {
-		r.stream, st = st, nil
-	}
-	r.mu.Unlock()
-	if st != nil {
-		st.close()
+		start := max(off+int64(n)-idx*bs, 0)
+		n += copy(p[n:], b[start:])
 	}
 	return n, nil
 }
 
-// open starts a GET from off to the end, under its own context so that
-// it outlives the FUSE request that opened it.
-func (r *Reader) open(off int64) (*stream, error) {
-	ctx, cancel := context.WithCancel(r.c.opts.Context)
-	body, _, err := r.c.opts.Bucket.Get(ctx, r.key, off, -1, getOpts(r.etag))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	return &stream{body: body, pos: off, cancel: cancel}, nil
-}
-
-func (r *Reader) readStream(ctx context.Context, st *stream, p []byte, off int64) (int, error) {
-	// An interrupted read (the kernel's FUSE_INTERRUPT ends ctx) must not
-	// block on the network: cancelling the stream's request unblocks it.
-	stop := context.AfterFunc(ctx, st.cancel)
-	defer stop()
-	if gap := off - st.pos; gap > 0 {
-		if _, err := io.CopyN(io.Discard, st.body, gap); err != nil {
-			return 0, r.readErr(err)
-		}
-		st.pos = off
-	}
-	n, err := io.ReadFull(st.body, p)
-	st.pos += int64(n)
-	if err != nil {
-		return n, r.readErr(err)
-	}
-	return n, nil
-}
-
-func (r *Reader) readRange(ctx context.Context, p []byte, off int64) (int, error) {
-	body, _, err := r.c.opts.Bucket.Get(ctx, r.key, off, int64(len(p)), getOpts(r.etag))
-	if err != nil {
-		return 0, err
-	}
-	defer body.Close()
-	n, err := io.ReadFull(body, p)
-	if err != nil {
-		return n, r.readErr(err)
-	}
+// readahead updates the access pattern and starts prefetches. A read that
+// starts where the last ended, or a little after it (a reader skipping
+// forward), is sequential: the window starts at one block, for a fast first
+// byte, and doubles up to Options.MaxReadahead. Anything else is random and
+// fetches only what it touches.
+func (r *Reader) readahead(off, n, last int64) {
+	bs := r.c.opts.BlockSize
+	maxWin := max(r.c.opts.MaxReadahead/bs, 1)
 	r.mu.Lock()
-	r.lastEnd = off + int64(n)
+	gap := off - r.next
+	if gap >= 0 && gap <= bs {
+		r.window = min(max(r.window*2, 1), maxWin)
+	} else {
+		r.window, r.ahead = 0, 0
+	}
+	r.next = off + n
+	from := max(r.ahead, last+1)
+	to := min(last+1+r.window, (r.size+bs-1)/bs)
+	if to > from {
+		r.ahead = to
+	}
 	r.mu.Unlock()
-	return n, nil
-}
-
-// readErr explains a body that ended early: the object is shorter than
-// its listed size, so it changed or the connection broke.
-func (r *Reader) readErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return store.Errorf(store.ErrUnavailable, "GetObject", r.key, "response body ended early: %v", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("read %q: %w", r.key, store.ErrCanceled)
-	}
-	return store.Errorf(store.ErrUnavailable, "GetObject", r.key, "reading response body: %v", err)
-}
-
-// Close ends the open stream, if any.
-func (r *Reader) Close() {
-	r.mu.Lock()
-	st := r.stream
-	r.stream = nil
-	r.mu.Unlock()
-	if st != nil {
-		st.close()
+	if to > from {
+		r.c.prefetch(r.key, r.etag, r.size, from, to)
 	}
 }
 
-// ETag returns the object version the reader reads.
-func (r *Reader) ETag() string { return r.etag }
+// Close releases the reader. Blocks stay in the cache for others.
+func (r *Reader) Close() {}

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs/access"
@@ -130,6 +133,9 @@ func (fsys *FS) Mount(mountpoint string) (*fuse.Server, error) {
 			// Larger kernel readahead lets sequential reads arrive in big
 			// requests that the streaming reader serves in one go.
 			MaxReadAhead: 1 << 20,
+			// More requests in flight at once let the kernel's async
+			// readahead overlap with our block fetches (default 12).
+			MaxBackground: 64,
 			// As root, mount(2) directly; otherwise go-fuse falls back to
 			// fusermount3, so fuse3 is only needed for non-root users.
 			DirectMount: os.Geteuid() == 0,
@@ -146,7 +152,24 @@ func (fsys *FS) Mount(mountpoint string) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
+	fsys.raiseKernelReadahead(mountpoint, opts.MaxReadAhead)
 	return server, nil
+}
+
+// raiseKernelReadahead sets the mount's read_ahead_kb to the readahead the
+// FUSE connection allows: the kernel's default for FUSE is 128 KiB, so a
+// sequential reader otherwise sends twice the read requests it needs
+// (measured here: 16 requests per MiB instead of 2). Only root may write
+// it; without, reads still work, in smaller requests.
+func (fsys *FS) raiseKernelReadahead(mountpoint string, bytes int) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		return
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(path, []byte(strconv.Itoa(bytes/1024)), 0o644); err != nil {
+		fsys.log.Debug().Err(err).Str("path", path).Msg("kernel readahead left at its default")
+	}
 }
 
 func defaultPermissions(allowOther bool) []string {

@@ -44,6 +44,8 @@ type File struct {
 	unlinked bool
 	// lastKey is the key the file had when last attached. GUARDED_BY(mu)
 	lastKey string
+	// keptETag is the version whose pages the kernel holds. GUARDED_BY(mu)
+	keptETag string
 
 	// uploads makes concurrent flushes of this file share one upload.
 	uploads singleflight.Group
@@ -218,10 +220,22 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			f.touch()
 		}
 	}
+	// The kernel may keep the pages of a version it has already read: the
+	// ETag names the bytes exactly. Any other version (or local changes)
+	// makes it drop them.
+	var fuseFlags uint32
 	f.mu.Lock()
 	f.handles++
+	if f.staged == nil && f.info.ETag != "" {
+		if f.keptETag == f.info.ETag {
+			fuseFlags = fuse.FOPEN_KEEP_CACHE
+		}
+		f.keptETag = f.info.ETag
+	} else {
+		f.keptETag = ""
+	}
 	f.mu.Unlock()
-	return &Handle{f: f}, 0, 0
+	return &Handle{f: f}, fuseFlags, 0
 }
 
 // flush uploads staged changes, sharing one upload among concurrent

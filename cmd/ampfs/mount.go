@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,9 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "multipart-threshold", Value: "8MiB", Usage: "files this size or larger upload in parts"},
 			&cli.StringFlag{Name: "part-size", Value: "8MiB", Usage: "smallest multipart part size (grows for huge files)"},
 			&cli.IntFlag{Name: "upload-concurrency", Value: 4, Usage: "parts of one file uploading at once"},
+			&cli.StringFlag{Name: "cache-size", Usage: "memory for cached blocks (default: 1/16 of RAM, 64MiB to 1GiB)"},
+			&cli.StringFlag{Name: "block-size", Value: "1MiB", Usage: "unit of reading and caching"},
+			&cli.StringFlag{Name: "max-readahead", Value: "32MiB", Usage: "how far ahead of a sequential reader to fetch"},
 			&cli.DurationFlag{Name: "metadata-ttl", Value: time.Second, Usage: "how long attributes and listings are cached"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
@@ -89,6 +93,24 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	blockSize, err := parseSize(c, "block-size")
+	if err != nil {
+		return err
+	}
+	readahead, err := parseSize(c, "max-readahead")
+	if err != nil {
+		return err
+	}
+	cacheSize := defaultCacheSize()
+	if c.IsSet("cache-size") {
+		if cacheSize, err = parseSize(c, "cache-size"); err != nil {
+			return err
+		}
+	}
+	if cacheSize < 4*blockSize {
+		return userErrorf("--cache-size %s holds fewer than 4 blocks of --block-size %s: raise it", c.String("cache-size"), c.String("block-size"))
+	}
+	limitMemory(cacheSize)
 	if err := checkFuseDevice(); err != nil {
 		return err
 	}
@@ -141,6 +163,9 @@ func runMount(c *cli.Context) error {
 		MultipartThreshold: threshold,
 		PartSize:           partSize,
 		UploadConcurrency:  c.Int("upload-concurrency"),
+		CacheSize:          cacheSize,
+		BlockSize:          blockSize,
+		MaxReadahead:       readahead,
 		Context:            ctx,
 		Logger:             log,
 	})
@@ -172,7 +197,9 @@ func runMount(c *cli.Context) error {
 	}
 	go handleSignals(sigs, server, fsys, mountpoint, c.Duration("drain-timeout"), log)
 	log.Info().Str("bucket", bucketName).Str("path", mountpoint).Str("cache_dir", cacheDir).Msg("mounted")
+	stopStats := logCacheStats(ch, log)
 	server.Wait()
+	stopStats()
 
 	// Files whose upload failed while open are retried once more.
 	if n := fsys.Dirty(); n > 0 {
@@ -183,6 +210,8 @@ func runMount(c *cli.Context) error {
 			return userErrorf("%d file(s) could not be uploaded before exit (%v): their data is lost", n, err)
 		}
 	}
+	cancel() // ends readahead in flight
+	ch.Close()
 	log.Info().Str("path", mountpoint).Msg("unmounted")
 	return nil
 }
@@ -346,4 +375,54 @@ func mountCognitoFlags() []cli.Flag {
 		}
 	}
 	return out
+}
+
+// defaultCacheSize is 1/16 of the machine's memory, between 64 MiB and
+// 1 GiB.
+func defaultCacheSize() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 256 << 20
+	}
+	return min(max(int64(si.Totalram)*int64(si.Unit)/16, 64<<20), 1<<30)
+}
+
+// limitMemory sets a soft limit for the Go heap at the block cache plus
+// headroom, so the garbage of replaced blocks is collected before the
+// process grows far past --cache-size. GOMEMLIMIT, when set, wins.
+func limitMemory(cacheSize int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cacheSize + 96<<20)
+	}
+}
+
+// logCacheStats logs the cache's counters at debug level every 30 s while
+// they change, and once at the end.
+func logCacheStats(c *cache.Cache, log zerolog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	logStats := func() cache.Stats {
+		st := c.Stats()
+		log.Debug().Int64("hits", st.Hits).Int64("misses", st.Misses).Int64("evictions", st.Evictions).
+			Int64("fetched", st.BytesFetched).Int64("prefetched", st.BytesPrefetched).Int("blocks", st.Blocks).Msg("cache")
+		return st
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		var last cache.Stats
+		for {
+			select {
+			case <-t.C:
+				if st := c.Stats(); st != last {
+					last = logStats()
+				}
+			case <-done:
+				logStats()
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -1,0 +1,212 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ampfs/ampfs/store"
+	"github.com/ampfs/ampfs/store/memstore"
+)
+
+const testBlock = 64 << 10
+
+func blockCache(t *testing.T, b store.Bucket, size int64) *Cache {
+	t.Helper()
+	c, err := New(Options{Bucket: b, StagingDir: t.TempDir(), BlockSize: testBlock, CacheSize: size, MaxReadahead: 4 * testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func putObj(t *testing.T, b *memstore.Bucket, key string, data []byte) store.ObjectInfo {
+	t.Helper()
+	info, err := b.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Size = int64(len(data))
+	return info
+}
+
+func readAll(t *testing.T, r *Reader, chunk int) []byte {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, chunk)
+	for off := int64(0); ; {
+		n, err := r.ReadAt(context.Background(), buf, off)
+		out = append(out, buf[:n]...)
+		off += int64(n)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestReaderBlockBoundaries(t *testing.T) {
+	tests := []struct {
+		name        string
+		size        int
+		off, length int
+	}{
+		{"zero-length object", 0, 0, 10},
+		{"inside one block", 3 * testBlock, 100, 200},
+		{"exactly one block", 3 * testBlock, testBlock, testBlock},
+		{"across a boundary", 3 * testBlock, testBlock - 10, 20},
+		{"across three blocks", 3 * testBlock, testBlock - 1, testBlock + 2},
+		{"last partial block", 2*testBlock + 123, 2*testBlock + 100, 100},
+		{"ends at the end", 2*testBlock + 123, 2 * testBlock, 123},
+		{"past the end", 2*testBlock + 123, 2*testBlock + 123, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := memstore.New(memstore.Options{})
+			c := blockCache(t, b, 16*testBlock)
+			data := randBytes(tt.size)
+			info := putObj(t, b, "k", data)
+			r := c.NewReader("k", info.ETag, info.Size)
+			buf := make([]byte, tt.length)
+			n, err := r.ReadAt(context.Background(), buf, int64(tt.off))
+			end := min(tt.off+tt.length, tt.size)
+			if tt.off >= tt.size {
+				if n != 0 || err != io.EOF {
+					t.Fatalf("read past end: %d, %v", n, err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(buf[:n], data[tt.off:end]) {
+				t.Fatalf("read %d bytes at %d: n=%d err=%v", tt.length, tt.off, n, err)
+			}
+		})
+	}
+}
+
+// A sequential reader fetches each block once, ahead of itself; a random
+// reader fetches only what it touches.
+func TestReaderPatterns(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c := blockCache(t, b, 64*testBlock)
+	data := randBytes(20 * testBlock)
+	info := putObj(t, b, "k", data)
+	if got := readAll(t, c.NewReader("k", info.ETag, info.Size), 16<<10); !bytes.Equal(got, data) {
+		t.Fatal("sequential read differs")
+	}
+	c.wg.Wait()
+	st := c.Stats()
+	if st.BytesFetched != int64(len(data)) {
+		t.Errorf("sequential read fetched %d bytes of a %d-byte object: each block must come once", st.BytesFetched, len(data))
+	}
+	if st.BytesPrefetched < int64(len(data))/2 {
+		t.Errorf("only %d bytes were fetched ahead of a sequential reader", st.BytesPrefetched)
+	}
+	if n := b.Calls(memstore.OpGetObject); n >= 20 {
+		t.Errorf("sequential read of 20 blocks sent %d GETs; readahead should fetch runs of blocks per GET", n)
+	}
+
+	b2 := memstore.New(memstore.Options{})
+	c2 := blockCache(t, b2, 64*testBlock)
+	info2 := putObj(t, b2, "k", data)
+	r := c2.NewReader("k", info2.ETag, info2.Size)
+	for _, blk := range []int64{15, 3, 9, 0, 12} {
+		buf := make([]byte, 4096)
+		if _, err := r.ReadAt(context.Background(), buf, blk*testBlock+100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2.wg.Wait()
+	if n := b2.Calls(memstore.OpGetObject); n != 5 {
+		t.Errorf("5 random reads sent %d GETs, want 5", n)
+	}
+}
+
+// Two readers missing the same block share one GET.
+func TestReaderSingleflight(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpGetObject {
+			<-release
+		}
+		return nil
+	}})
+	c := blockCache(t, b, 16*testBlock)
+	data := randBytes(testBlock)
+	info := putObj(t, b, "k", data)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 100)
+			if _, err := c.NewReader("k", info.ETag, info.Size).ReadAt(context.Background(), buf, 500); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // both readers are waiting on the block
+	once.Do(func() { close(release) })
+	wg.Wait()
+	if n := b.Calls(memstore.OpGetObject); n != 1 {
+		t.Errorf("two readers of one block sent %d GETs, want 1", n)
+	}
+}
+
+// An object replaced on the server is a new ETag: new blocks, new data.
+// A reader still pinned to the old version never mixes the two.
+func TestReaderReplacedObject(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c := blockCache(t, b, 16*testBlock)
+	v1, v2 := randBytes(3*testBlock), randBytes(3*testBlock)
+	info1 := putObj(t, b, "k", v1)
+	old := c.NewReader("k", info1.ETag, info1.Size)
+	buf := make([]byte, 100)
+	if _, err := old.ReadAt(context.Background(), buf, 2*testBlock); err != nil { // random: block 2 only
+		t.Fatal(err)
+	}
+	info2 := putObj(t, b, "k", v2)
+	got := readAll(t, c.NewReader("k", info2.ETag, info2.Size), 4096)
+	if !bytes.Equal(got, v2) {
+		t.Error("the new version reads old data")
+	}
+	// Block 2 of v1 is cached and still served to its reader; block 0 of
+	// v1 is gone from the server, so the pinned reader gets an error
+	// (ESTALE in the mount), never v2's bytes.
+	if n, err := old.ReadAt(context.Background(), buf, 2*testBlock+10); err != nil || !bytes.Equal(buf[:n], v1[2*testBlock+10:2*testBlock+110]) {
+		t.Errorf("cached block of the old version: %v", err)
+	}
+	if _, err := old.ReadAt(context.Background(), buf, 10); !errors.Is(err, store.ErrPreconditionFailed) {
+		t.Errorf("uncached block of a replaced version: %v, want ErrPreconditionFailed", err)
+	}
+}
+
+// The cache holds at most CacheSize bytes of blocks; the oldest go first.
+func TestEviction(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c := blockCache(t, b, 4*testBlock)
+	data := randBytes(10 * testBlock)
+	info := putObj(t, b, "k", data)
+	r := c.NewReader("k", info.ETag, info.Size)
+	buf := make([]byte, 10)
+	for _, blk := range []int64{2, 4, 6, 8, 1} { // random: no readahead
+		r.ReadAt(context.Background(), buf, blk*testBlock)
+	}
+	st := c.Stats()
+	if st.Blocks != 4 || st.Evictions != 1 || st.BytesPrefetched != 0 {
+		t.Errorf("after 5 blocks in a 4-block cache: %+v", st)
+	}
+	before := b.Calls(memstore.OpGetObject)
+	r.ReadAt(context.Background(), buf, 8*testBlock) // still cached
+	r.ReadAt(context.Background(), buf, 2*testBlock) // evicted first
+	if got := b.Calls(memstore.OpGetObject) - before; got != 1 {
+		t.Errorf("re-reading a cached and an evicted block sent %d GETs, want 1", got)
+	}
+}
