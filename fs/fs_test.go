@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +37,11 @@ func mount(t *testing.T, b *memstore.Bucket) *testMount {
 
 func mountLayout(t *testing.T, b *memstore.Bucket, layout Layout) *testMount {
 	t.Helper()
+	return mountOpts(t, b, Options{Layout: layout, MetadataTTL: 100 * time.Millisecond})
+}
+
+func mountOpts(t *testing.T, b *memstore.Bucket, opts Options) *testMount {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
 			t.Skip("needs root or fusermount3")
@@ -51,7 +58,8 @@ func mountLayout(t *testing.T, b *memstore.Bucket, layout Layout) *testMount {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := New(Options{Bucket: b, Cache: c, Layout: layout, Logger: log, MetadataTTL: 100 * time.Millisecond})
+	opts.Bucket, opts.Cache, opts.Logger = b, c, log
+	fsys, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,5 +445,84 @@ func TestXattrs(t *testing.T) {
 	}
 	if err := syscall.Setxattr(m.path("f"), "user.ampfs.etag", []byte("x"), 0); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("set etag: %v, want EPERM", err)
+	}
+}
+
+// fakeClock is an injected clock: TTLs expire without sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// A listing answers lookups for the TTL (no requests, and "not there" for
+// names it lacks); after it, the server is asked again. A create through
+// the mount is seen at once.
+func TestListingTTL(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	b := memstore.New(memstore.Options{})
+	put(t, b, "d/a", []byte("a"))
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute, Now: clock.Now})
+	if got := names(t, m.path("d")); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("d = %q", got)
+	}
+	put(t, b, "d/new", []byte("n"))
+	b.ResetCalls()
+	if _, err := os.Stat(m.path("d/new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("within the TTL the listing says new is not there: %v", err)
+	}
+	if _, err := os.Stat(m.path("d/a")); err != nil {
+		t.Errorf("stat a: %v", err)
+	}
+	if n := b.TotalCalls(); n != 0 {
+		t.Errorf("lookups within the TTL sent %d requests", n)
+	}
+	// A file created through the mount drops the negative answer at once.
+	if err := os.WriteFile(m.path("d/mine"), []byte("m"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.path("d/mine")); err != nil {
+		t.Errorf("own create not visible: %v", err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := os.Stat(m.path("d/new")); err != nil {
+		t.Errorf("after the TTL the server's new file is visible: %v", err)
+	}
+}
+
+// ls -l of a large directory: the listing's pages, and no HEAD at all.
+func TestLsLargeDirNoHeads(t *testing.T) {
+	b := memstore.New(memstore.Options{MaxListKeys: 1000})
+	for i := range 2500 {
+		put(t, b, fmt.Sprintf("big/f%05d", i), []byte("x"))
+	}
+	m := mountOpts(t, b, Options{}) // the default TTL, 1 s
+	os.Stat(m.path("big"))
+	b.ResetCalls()
+	ents, err := os.ReadDir(m.path("big"))
+	if err != nil || len(ents) != 2500 {
+		t.Fatalf("readdir: %d, %v", len(ents), err)
+	}
+	for _, e := range ents {
+		if _, err := e.Info(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.Calls(memstore.OpHeadObject); n != 0 {
+		t.Errorf("ls -l sent %d HEADs", n)
+	}
+	if n := b.Calls(memstore.OpListObjectsV2); n > 3 {
+		t.Errorf("ls -l of 2,500 entries sent %d LISTs, want 3 pages", n)
 	}
 }

@@ -27,6 +27,8 @@ type Dir struct {
 	// until listedAt+ttl; nil when dropped. GUARDED_BY(mu)
 	listing  map[string]entry
 	listedAt time.Time
+	// streams counts readdirs of the listing still open. GUARDED_BY(mu)
+	streams int
 }
 
 // entry is what a listing or a stat says a name is.
@@ -56,7 +58,7 @@ func (d *Dir) forget() {
 func (d *Dir) cached(name string) (e entry, ok, fresh bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.listing == nil || d.fsys.now().Sub(d.listedAt) >= d.fsys.ttl {
+	if d.listing == nil || (d.streams == 0 && d.fsys.now().Sub(d.listedAt) >= d.fsys.ttl) {
 		return entry{}, false, false
 	}
 	e, ok = d.listing[name]
@@ -280,19 +282,14 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	for _, name := range d.fsys.layout.Children(p) {
 		entries[name] = entry{dir: true}
 	}
+	// The listing answers lookups while the directory is being read (ls
+	// -l looks up every entry it gets) and for the TTL after that.
 	d.mu.Lock()
 	d.listing = entries
-	d.listedAt = d.fsys.now()
+	d.listedAt = time.Time{}
+	d.streams++
 	d.mu.Unlock()
 
-	// Files created here but not uploaded yet are shown too.
-	for name, ch := range d.Children() {
-		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
-			if _, ok := entries[name]; !ok {
-				entries[name] = entry{}
-			}
-		}
-	}
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for name, e := range entries {
@@ -302,8 +299,30 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		}
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
 	}
+	// Files created here but not uploaded yet are shown too.
+	for name, ch := range d.Children() {
+		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
+			if _, listed := entries[name]; !listed {
+				list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
+			}
+		}
+	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	return fusefs.NewListDirStream(list), 0
+	return &dirStream{DirStream: fusefs.NewListDirStream(list), d: d}, 0
+}
+
+// dirStream starts the listing's TTL when the reader closes the directory.
+type dirStream struct {
+	fusefs.DirStream
+	d *Dir
+}
+
+func (s *dirStream) Close() {
+	s.DirStream.Close()
+	s.d.mu.Lock()
+	s.d.streams--
+	s.d.listedAt = s.d.fsys.now()
+	s.d.mu.Unlock()
 }
 
 // Mkdir writes a "dir/" marker so the empty directory persists.
