@@ -74,3 +74,19 @@ bench: bench-deps bench-build ## benchmark ampfs (HEAD) vs s3fs and rclone mount
 
 bench-quick: bench-deps bench-build ## the same with small sizes and one run (under 5 minutes; root)
 	$(BENCH_RUN) -quick -n 1 -out .bench/results-quick.md $(BENCH_ARGS)
+
+# --- install (as root): the binary, mount(8)'s helper link and the unit ---
+PREFIX     ?= /usr/local
+SBINDIR    ?= /sbin
+SYSTEMDDIR ?= /etc/systemd/system
+
+.PHONY: install
+
+install: build ## install bin/ampfs to $(PREFIX)/bin, link $(SBINDIR)/mount.ampfs to it (mount -t ampfs, fstab), and the ampfs@.service unit
+	install -D -m 0755 bin/ampfs $(DESTDIR)$(PREFIX)/bin/ampfs
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sfn $(PREFIX)/bin/ampfs $(DESTDIR)$(SBINDIR)/mount.ampfs
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|/usr/local/bin/ampfs|$(PREFIX)/bin/ampfs|g' contrib/systemd/ampfs@.service > $(DESTDIR)$(SYSTEMDDIR)/ampfs@.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/ampfs@.service
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

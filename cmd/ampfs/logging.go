@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -19,11 +18,21 @@ func logFlags() []cli.Flag {
 }
 
 // newLogger builds the process logger from the flags. Log lines go to
-// stderr; they never carry secrets, tokens or presigned URLs.
+// stderr, or to --log-file where a command has it; they never carry
+// secrets, tokens or presigned URLs. The level is zerolog's global level,
+// so that SIGUSR2 and the control socket can change it at run time
+// (setLogLevel).
 func newLogger(c *cli.Context, w io.Writer) (zerolog.Logger, error) {
-	level, err := zerolog.ParseLevel(strings.ToLower(c.String("log-level")))
-	if err != nil || level == zerolog.NoLevel {
+	level, err := parseLogLevel(c.String("log-level"))
+	if err != nil {
 		return zerolog.Nop(), userErrorf("--log-level %q is not a level: use debug, info, warn or error", c.String("log-level"))
+	}
+	if path := c.String("log-file"); path != "" {
+		f, err := openLogFile(path)
+		if err != nil {
+			return zerolog.Nop(), userErrorf("--log-file: %v", err)
+		}
+		w = f
 	}
 	zerolog.DurationFieldUnit = time.Millisecond
 	switch c.String("log-format") {
@@ -34,5 +43,6 @@ func newLogger(c *cli.Context, w io.Writer) (zerolog.Logger, error) {
 	default:
 		return zerolog.Nop(), userErrorf("--log-format %q is not a format: use console or json", c.String("log-format"))
 	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+	setLogLevel(level)
+	return zerolog.New(w).Level(zerolog.DebugLevel).With().Timestamp().Logger(), nil
 }

@@ -28,6 +28,20 @@ func versionString() string {
 }
 
 func main() {
+	args := os.Args
+	if isHelper(args[0]) {
+		// mount(8) calls mount.ampfs SOURCE DIR -o OPTIONS.
+		converted, fake, err := helperArgs(args[1:], mountCommand().Flags)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, oneLine(err))
+			os.Exit(1)
+		}
+		if fake {
+			os.Exit(0)
+		}
+		args = append([]string{"ampfs"}, converted...)
+	}
+	runArgs = args[1:]
 	app := &cli.App{
 		Name:    "ampfs",
 		Usage:   "mount Amplify Storage (an S3 bucket) as a local file system",
@@ -38,11 +52,14 @@ func main() {
 			loginCommand(),
 			logoutCommand(),
 			whoamiCommand(),
+			urlCommand(),
+			logLevelCommand(),
 		},
 		// Errors are printed once, as one line, by main below.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(args); err != nil {
+		daemonFailed(err) // a daemon's parent prints it
 		fmt.Fprintln(os.Stderr, oneLine(err))
 		code := 1
 		var ec cli.ExitCoder

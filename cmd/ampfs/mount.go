@@ -55,16 +55,24 @@ func mountCommand() *cli.Command {
 			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request (with --log-level debug)"},
-		}, append(mountCognitoFlags(), logFlags()...)...),
+		}, append(append(mountCognitoFlags(), logFlags()...), opsFlags()...)...),
 		Action: runMount,
 	}
 }
 
 func runMount(c *cli.Context) error {
+	if c.Bool("daemon") && c.Int("ready-fd") == 0 {
+		return startDaemon(c)
+	}
+	if err := openReadyPipe(c); err != nil {
+		return err
+	}
 	log, err := newLogger(c, os.Stderr)
 	if err != nil {
 		return err
 	}
+	o := newOps(c, log)
+	defer o.close()
 	appConfig, err := loadAppConfig(c)
 	if err != nil {
 		return err
@@ -135,7 +143,7 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bucket, err := s3store.New(ctx, s3store.Options{
+	s3b, err := s3store.New(ctx, o.s3Options(s3store.Options{
 		Bucket:      bucketName,
 		Endpoint:    c.String("endpoint"),
 		Region:      region,
@@ -143,10 +151,11 @@ func runMount(c *cli.Context) error {
 		Profile:     c.String("profile"),
 		Credentials: session.Credentials,
 		Logger:      log,
-	})
+	}))
 	if err != nil {
 		return userErrorf("S3 client: %v: check --profile, --region and --endpoint", rootCause(err, 0))
 	}
+	bucket := o.wrapBucket(s3b)
 	checkPrefix, listable := fs.ListablePrefix(layout)
 	if c.String("layout") == "raw" {
 		checkPrefix, listable = "", false
@@ -168,6 +177,7 @@ func runMount(c *cli.Context) error {
 		MaxReadahead:       readahead,
 		Context:            ctx,
 		Logger:             log,
+		OnUpload:           o.onUpload,
 	})
 	if err != nil {
 		return userErrorf("%v: check --cache-dir", err)
@@ -182,8 +192,12 @@ func runMount(c *cli.Context) error {
 		AllowOther:  c.Bool("allow-other"),
 		DebugFUSE:   c.Bool("debug-fuse"),
 		Logger:      log,
+		Presign:     o.presign,
 	})
 	if err != nil {
+		return err
+	}
+	if err := o.start(bucketName, region, mountpoint, fsys, ch); err != nil {
 		return err
 	}
 	// Catch signals before the mount exists: a SIGTERM in between would
@@ -197,6 +211,7 @@ func runMount(c *cli.Context) error {
 	}
 	go handleSignals(sigs, server, fsys, mountpoint, c.Duration("drain-timeout"), log)
 	log.Info().Str("bucket", bucketName).Str("path", mountpoint).Str("cache_dir", cacheDir).Msg("mounted")
+	o.mounted()
 	stopStats := logCacheStats(ch, log)
 	server.Wait()
 	stopStats()
@@ -219,6 +234,7 @@ func runMount(c *cli.Context) error {
 // handleSignals makes SIGINT and SIGTERM flush staged data, then unmount.
 func handleSignals(sigs <-chan os.Signal, server *fuse.Server, fsys *fs.FS, mountpoint string, drain time.Duration, log zerolog.Logger) {
 	sig := <-sigs
+	notifyStopping(log)
 	log.Info().Str("signal", sig.String()).Int("dirty", fsys.Dirty()).Msg("flushing and unmounting")
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	if err := fsys.FlushAll(ctx); err != nil {

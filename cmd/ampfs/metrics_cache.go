@@ -1,0 +1,27 @@
+package main
+
+import (
+	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/internal/metrics"
+)
+
+// registerCacheMetrics exposes the block cache's counters, read at each
+// scrape.
+func registerCacheMetrics(m *metrics.Metrics, c any) {
+	ch, ok := c.(interface{ Stats() cache.Stats })
+	if !ok {
+		return
+	}
+	counter := func(name, help string, f func(cache.Stats) int64) {
+		m.CounterFunc(name, help, func() float64 { return float64(f(ch.Stats())) })
+	}
+	counter("cache_hits_total", "Block lookups served from memory.", func(s cache.Stats) int64 { return s.Hits })
+	counter("cache_misses_total", "Block lookups that fetched from S3.", func(s cache.Stats) int64 { return s.Misses })
+	counter("cache_evictions_total", "Blocks dropped to make room.", func(s cache.Stats) int64 { return s.Evictions })
+	counter("cache_fetched_bytes_total", "Bytes read from S3 into the block cache.", func(s cache.Stats) int64 { return s.BytesFetched })
+	counter("cache_prefetched_bytes_total", "Of those, bytes fetched ahead of a reader.", func(s cache.Stats) int64 { return s.BytesPrefetched })
+	m.GaugeFunc("cache_bytes", "Bytes held in the block cache.", func() float64 {
+		s := ch.Stats()
+		return float64(int64(s.Blocks) * s.BlockSize)
+	})
+}
