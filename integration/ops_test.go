@@ -509,3 +509,41 @@ func TestLogControl(t *testing.T) {
 		t.Errorf("log-level loud: %v: %s", err, out)
 	}
 }
+
+// TestThumbnailHook: the README's example, contrib/hooks/thumbnail.sh,
+// turns photos/x.jpg into photos/thumbnails/x.webp (200x200) through the
+// mount, and does not run on its own thumbnails.
+func TestThumbnailHook(t *testing.T) {
+	t.Parallel()
+	if out, err := exec.Command("convert", "-version").CombinedOutput(); err != nil || !strings.Contains(string(out), "ImageMagick") {
+		t.Skip("ImageMagick's convert is not installed (apt-get install imagemagick)")
+	}
+	script, err := filepath.Abs("../contrib/hooks/thumbnail.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, bucket := startServer(t)
+	m := mountAmpfs(t, srv, bucket, "--on-upload", script)
+	src := filepath.Join(t.TempDir(), "x.jpg")
+	run(t, "convert", "-size", "640x480", "gradient:red-blue", src)
+	if err := os.MkdirAll(m.path("photos"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "cp", src, m.path("photos/x.jpg"))
+	run(t, "cp", src, m.path("notes.jpg")) // not under photos/: no thumbnail
+	eventually(t, 20*time.Second, func() error {
+		if headObject(t, srv, bucket, "photos/thumbnails/x.webp") == nil {
+			return fmt.Errorf("no photos/thumbnails/x.webp")
+		}
+		return nil
+	})
+	got := filepath.Join(t.TempDir(), "x.webp")
+	run(t, "cp", m.path("photos/thumbnails/x.webp"), got)
+	if out := strings.TrimSpace(run(t, "identify", "-format", "%m %wx%h", got)); out != "WEBP 200x200" {
+		t.Errorf("thumbnail is %q, want WEBP 200x200", out)
+	}
+	time.Sleep(time.Second)
+	if keys := listKeys(t, srv, bucket, ""); strings.Join(keys, " ") != "notes.jpg photos/ photos/thumbnails/ photos/thumbnails/x.webp photos/x.jpg" {
+		t.Errorf("bucket holds %q", keys)
+	}
+}
