@@ -129,7 +129,7 @@ func helperArgs(args []string, flags []cli.Flag) (out []string, fake bool, err e
 				continue
 			}
 			if !hasVal {
-				return nil, false, fmt.Errorf("option %s needs a value: %s=...", name, name)
+				return nil, false, fmt.Errorf("option %s needs a value, as in %s=VALUE", name, name)
 			}
 			out = append(out, "--"+flagName+"="+val)
 		}
