@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -20,6 +21,14 @@ type Options struct {
 	Bucket store.Bucket
 	// StagingDir holds staging files; it is created if missing. Required.
 	StagingDir string
+	// JournalDir holds the records of pending uploads. Zero: StagingDir's
+	// sibling "journal".
+	JournalDir string
+	// MaxDirty bounds the committed bytes waiting for upload; Commit waits
+	// beyond it. Zero: 2 GiB.
+	MaxDirty int64
+	// UploadWorkers is how many files upload at once. Zero: 16.
+	UploadWorkers int
 	// MultipartThreshold: files of at least this many bytes go up as a
 	// multipart upload. Zero means 8 MiB. Never more than store.MaxPutSize.
 	MultipartThreshold int64
@@ -55,17 +64,28 @@ type Options struct {
 // Cache owns local copies of object data: staging files, uploads, reads.
 type Cache struct {
 	opts Options
+	stop context.CancelFunc // ends opts.Context
 
 	blocks        *lru.Cache[blockKey, []byte] // clean blocks only; safe for concurrent use
 	prefetchSlots *semaphore.Weighted          // a unit per readahead block in flight
 	stats         counters
 	wg            sync.WaitGroup // block fetches
+	workers       sync.WaitGroup // upload workers and their helpers
 
 	mu sync.Mutex
 	// inflight holds the blocks on their way from the store, so that each
 	// is fetched once however many readers want it (singleflight cannot
 	// let one multi-block GET complete blocks one by one). GUARDED_BY(mu)
 	inflight map[blockKey]*inflight
+
+	wmu sync.Mutex
+	// pend holds the keys with committed data not yet uploaded. GUARDED_BY(wmu)
+	pend map[string]*pending
+	// queue is what the upload workers take next. GUARDED_BY(wmu)
+	queue []*pending
+	// wchange is closed (and replaced) whenever an upload changes state.
+	// GUARDED_BY(wmu)
+	wchange chan struct{}
 }
 
 // New checks opts, fills in defaults and creates the staging dir.
@@ -102,12 +122,32 @@ func New(opts Options) (*Cache, error) {
 	if opts.PrefetchBlocks <= 0 {
 		opts.PrefetchBlocks = 64
 	}
-	if err := os.MkdirAll(opts.StagingDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cache dir: %w", err)
+	if opts.JournalDir == "" {
+		opts.JournalDir = filepath.Join(filepath.Dir(opts.StagingDir), "journal")
 	}
-	c := &Cache{opts: opts, prefetchSlots: semaphore.NewWeighted(int64(opts.PrefetchBlocks)), inflight: map[blockKey]*inflight{}}
+	if opts.MaxDirty <= 0 {
+		opts.MaxDirty = 2 << 30
+	}
+	if opts.UploadWorkers <= 0 {
+		opts.UploadWorkers = 16
+	}
+	for _, d := range []string{opts.StagingDir, opts.JournalDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("cache dir: %w", err)
+		}
+	}
+	// The workers' own context: Close ends it even when the caller's never
+	// ends (tests).
+	var stop context.CancelFunc
+	opts.Context, stop = context.WithCancel(opts.Context)
+	c := &Cache{stop: stop, opts: opts, prefetchSlots: semaphore.NewWeighted(int64(opts.PrefetchBlocks)), inflight: map[blockKey]*inflight{},
+		pend: map[string]*pending{}, wchange: make(chan struct{})}
 	if err := c.newBlockLRU(); err != nil {
 		return nil, err
+	}
+	c.workers.Add(opts.UploadWorkers)
+	for range opts.UploadWorkers {
+		go c.worker()
 	}
 	return c, nil
 }
@@ -116,8 +156,13 @@ func getOpts(etag string) store.GetOptions {
 	return store.GetOptions{IfMatch: etag}
 }
 
-// Close waits for readahead in flight; cancel Options.Context first to
-// make it quick.
+// Close waits for the upload workers and readahead in flight; cancel
+// Options.Context first (after Drain) to end them.
 func (c *Cache) Close() {
+	c.stop()
+	c.wmu.Lock()
+	c.changed() // wake idle workers to see the context ended
+	c.wmu.Unlock()
 	c.wg.Wait()
+	c.workers.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -20,6 +21,11 @@ type Staged struct {
 	// gen counts changes; cleanGen is the gen that was last uploaded.
 	// INVARIANT: dirty iff gen != cleanGen. GUARDED_BY(mu)
 	gen, cleanGen uint64
+	// committed is the generation last committed (journaled). GUARDED_BY(mu)
+	committed uint64
+	// refs counts the holders (an open file, a pending upload); the
+	// staging file is removed when the last lets go. GUARDED_BY(mu)
+	refs int
 }
 
 // NewStaged creates an empty staging file. It starts dirty: an empty file
@@ -29,8 +35,37 @@ func (c *Cache) NewStaged() (*Staged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging file: %w", err)
 	}
-	return &Staged{f: f, gen: 1}, nil
+	return &Staged{f: f, gen: 1, refs: 1}, nil
 }
+
+// openStaged reopens a journaled staging file at recovery: dirty, held by
+// its pending upload.
+func (c *Cache) openStaged(name string, size int64) (*Staged, error) {
+	f, err := os.OpenFile(filepath.Join(c.opts.StagingDir, filepath.Base(name)), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.Size() < size {
+		f.Close()
+		return nil, fmt.Errorf("staging file %s has %d of %d committed bytes", name, fi.Size(), size)
+	}
+	return &Staged{f: f, size: size, gen: 1, committed: 1, refs: 1}, nil
+}
+
+// Ref adds a holder; each holder calls Close once.
+func (s *Staged) Ref() *Staged {
+	s.mu.Lock()
+	s.refs++
+	s.mu.Unlock()
+	return s
+}
+
+func (s *Staged) name() string { return filepath.Base(s.f.Name()) }
 
 // Fill copies the object key (at ETag etag, when not empty) into s, which
 // must be empty, and marks s clean: it now equals the object.
@@ -138,12 +173,48 @@ func (s *Staged) markClean(gen uint64) bool {
 	return true
 }
 
-// Close removes the staging file. Dirty data is lost: callers close only
-// clean files, or files whose object was deleted.
+// Close lets go of s; the last holder's Close removes the staging file.
+// Data not committed is lost: holders close clean files, files whose
+// object was deleted, and committed files once their upload is done.
 func (s *Staged) Close() error {
+	s.mu.Lock()
+	s.refs--
+	last := s.refs <= 0
+	s.mu.Unlock()
+	if !last {
+		return nil
+	}
 	err := s.f.Close()
 	if rerr := os.Remove(s.f.Name()); err == nil {
 		err = rerr
 	}
 	return err
+}
+
+// cleanGenOf returns the generation last marked clean.
+func (s *Staged) cleanGenOf() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cleanGen
+}
+
+// Gen returns the generation: it grows with every change.
+func (s *Staged) Gen() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// Committed returns the generation last committed with Commit; a Staged
+// whose Gen is past it has changes a crash would lose.
+func (s *Staged) Committed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.committed
+}
+
+func (s *Staged) setCommitted(gen uint64) {
+	s.mu.Lock()
+	s.committed = max(s.committed, gen)
+	s.mu.Unlock()
 }

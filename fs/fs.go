@@ -47,6 +47,9 @@ type Options struct {
 	AllowOther bool
 	// DebugFUSE logs every FUSE request at debug level.
 	DebugFUSE bool
+	// SyncOnClose makes close(2) wait for the upload (as fsync does)
+	// instead of returning once the data is committed locally.
+	SyncOnClose bool
 	// Logger receives all log lines. Zero value: no logging.
 	Logger zerolog.Logger
 	// Presign, when set, makes a presigned GET URL for a key; it serves the
@@ -179,9 +182,9 @@ func defaultPermissions(allowOther bool) []string {
 	return nil
 }
 
-// FlushAll uploads every file with staged changes; it is what unmount and
-// SIGTERM call before the mount goes away. It returns the first error but
-// tries every file.
+// FlushAll commits every file with staged changes not yet committed (files
+// still open); unmount and SIGTERM call it, then drain the upload queue. It
+// returns the first error but tries every file.
 func (fsys *FS) FlushAll(ctx context.Context) error {
 	fsys.mu.Lock()
 	files := make([]*File, 0, len(fsys.dirty))
@@ -191,7 +194,7 @@ func (fsys *FS) FlushAll(ctx context.Context) error {
 	fsys.mu.Unlock()
 	var first error
 	for _, f := range files {
-		if errno := f.flush(ctx); errno != 0 && first == nil {
+		if errno := f.flush(ctx, false); errno != 0 && first == nil {
 			first = fmt.Errorf("flush %s: %w", f.key(), errno)
 		}
 	}
@@ -299,3 +302,6 @@ func (fsys *FS) KeyOf(rel string) (key string, readable bool) {
 	key = fsys.fileKey(rel)
 	return key, fsys.layout.Rights(key).Has(access.Get)
 }
+
+// Uploads lists the uploads not finished yet (ampfs status).
+func (fsys *FS) Uploads() []cache.UploadStatus { return fsys.cache.Status() }

@@ -121,6 +121,12 @@ func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
 		page          store.ListPage
 		fileKey, dKey = fsys.fileKey(p), fsys.dirKey(p)
 	)
+	// A file whose upload has not finished is what was written here.
+	if s, ok := fsys.cache.Pending(fileKey); ok {
+		size := s.Size()
+		s.Close()
+		return entry{info: store.ObjectInfo{Key: fileKey, Size: size, LastModified: fsys.now()}}, nil
+	}
 	// Only what the rules allow is asked: a HEAD needs get, a LIST list.
 	// With neither (a put-only tree) the name is unknown.
 	canGet := fsys.layout.Rights(fileKey).Has(access.Get)
@@ -178,7 +184,12 @@ func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *
 		d.fsys.dirAttr(d.childPath(name), out)
 		return d.NewInode(ctx, nd, fusefs.StableAttr{Mode: syscall.S_IFDIR})
 	}
-	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: d.fsys.fileKey(d.childPath(name))}
+	key := d.fsys.fileKey(d.childPath(name))
+	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: key}
+	if s, ok := d.fsys.cache.Pending(key); ok {
+		// Committed data still uploading (also from before a restart).
+		f.staged = s
+	}
 	f.fillAttr(out)
 	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
 }
@@ -281,6 +292,14 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	// The layout's own directories: the top level, the user's own id.
 	for _, name := range d.fsys.layout.Children(p) {
 		entries[name] = entry{dir: true}
+	}
+	// Files whose upload has not finished (also from before a restart).
+	if d.fsys.layout.Classify(p) != Virtual {
+		for _, name := range d.fsys.cache.PendingNames(d.key()) {
+			if _, listed := entries[name]; !listed && validName(name) {
+				entries[name] = entry{}
+			}
+		}
 	}
 	// The listing answers lookups while the directory is being read (ls
 	// -l looks up every entry it gets) and for the TTL after that.
@@ -398,6 +417,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 			f.discard()
 		}
 	}
+	d.fsys.cache.Cancel(key) // also a pending upload no node holds
 	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
 		return d.fsys.errno("unlink", key, err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs/access"
@@ -46,9 +45,6 @@ type File struct {
 	lastKey string
 	// keptETag is the version whose pages the kernel holds. GUARDED_BY(mu)
 	keptETag string
-
-	// uploads makes concurrent flushes of this file share one upload.
-	uploads singleflight.Group
 }
 
 // key is the file's object key, from its place in the tree. A file the
@@ -130,10 +126,9 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		f.mu.Unlock()
 		if byPath {
 			// truncate(2) without an open file: no flush will follow.
-			if errno := f.flush(ctx); errno != 0 {
+			if errno := f.flush(ctx, f.fsys.opts.SyncOnClose); errno != 0 {
 				return errno
 			}
-			f.dropIfClean()
 		}
 	}
 	if mtime, ok := in.GetMTime(); ok {
@@ -238,47 +233,54 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	return &Handle{f: f}, fuseFlags, 0
 }
 
-// flush uploads staged changes, sharing one upload among concurrent
-// callers.
-func (f *File) flush(ctx context.Context) syscall.Errno {
-	for range maxFlushRounds {
-		f.mu.Lock()
-		s, unlinked := f.staged, f.unlinked
-		f.mu.Unlock()
-		if s == nil || unlinked || !s.Dirty() {
-			return 0
+// flush commits staged changes (fsync of the staging file plus a journal
+// record: from here they survive a crash) and queues their upload; with
+// wait it also waits for the upload, which is fsync's contract and close's
+// with --sync-on-close.
+func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
+	f.mu.Lock()
+	s, unlinked, mtime := f.staged, f.unlinked, f.mtime
+	f.mu.Unlock()
+	if s == nil || unlinked {
+		return 0
+	}
+	gen := s.Committed()
+	key := f.key()
+	if s.Dirty() && s.Gen() != gen {
+		if mtime.IsZero() {
+			mtime = f.fsys.now()
 		}
-		key := f.key()
-		_, err, _ := f.uploads.Do("upload", func() (any, error) {
-			return nil, f.upload(ctx, key, s)
-		})
+		g, err := f.fsys.cache.Commit(ctx, key, s, f.putOptions(key, mtime), f.uploaded(s))
 		if err != nil {
 			return f.fsys.errno("flush", key, err)
+		}
+		f.mu.Lock()
+		f.mtime = mtime
+		f.mu.Unlock()
+		gen = g
+		if s.Gen() == g {
+			f.fsys.setDirty(f, false)
+		}
+	}
+	if wait && gen > 0 {
+		if err := f.fsys.cache.Wait(ctx, key, gen); err != nil {
+			return f.fsys.errno("fsync", key, err)
 		}
 	}
 	return 0
 }
 
-func (f *File) upload(ctx context.Context, key string, s *cache.Staged) error {
-	f.mu.Lock()
-	mtime := f.mtime
-	f.mu.Unlock()
-	if mtime.IsZero() {
-		mtime = f.fsys.now()
+// uploaded is told when an upload of s completes: the file now is that
+// object, and the staging file can go once no handle needs it.
+func (f *File) uploaded(s *cache.Staged) func(store.ObjectInfo) {
+	return func(info store.ObjectInfo) {
+		f.mu.Lock()
+		if f.staged == s {
+			f.info = info
+		}
+		f.mu.Unlock()
+		f.dropIfClean()
 	}
-	info, err := f.fsys.cache.Upload(ctx, key, s, f.putOptions(key, mtime))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.info = info
-	f.mtime = mtime
-	clean := f.staged == s && !s.Dirty()
-	f.mu.Unlock()
-	if clean {
-		f.fsys.setDirty(f, false)
-	}
-	return nil
 }
 
 func (f *File) putOptions(key string, mtime time.Time) store.PutOptions {
@@ -316,6 +318,7 @@ func (f *File) dropIfClean() {
 // discard drops staged data of a file that was deleted or replaced, which
 // cancels its pending upload.
 func (f *File) discard() {
+	f.fsys.cache.Cancel(f.key())
 	f.mu.Lock()
 	s := f.staged
 	f.staged = nil
@@ -334,17 +337,19 @@ func (f *File) moveTo(ctx context.Context, src, dst string) error {
 	s, info, mtime := f.staged, f.info, f.mtime
 	f.mu.Unlock()
 	if s != nil && s.Dirty() {
+		// Data not on the server yet: its upload is retargeted.
 		if mtime.IsZero() {
 			mtime = f.fsys.now()
 		}
-		newInfo, err := f.fsys.cache.Upload(ctx, dst, s, f.putOptions(dst, mtime))
+		f.fsys.cache.Cancel(src)
+		gen, err := f.fsys.cache.Commit(ctx, dst, s, f.putOptions(dst, mtime), f.uploaded(s))
 		if err != nil {
 			return err
 		}
 		f.mu.Lock()
-		f.info = newInfo
+		f.info.Key = dst
 		f.mu.Unlock()
-		if !s.Dirty() {
+		if s.Gen() == gen {
 			f.fsys.setDirty(f, false)
 		}
 	} else {
@@ -439,12 +444,12 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // because the kernel ignores Release's result. It may run several times
 // per handle; a clean file makes it a no-op.
 func (h *Handle) Flush(ctx context.Context) syscall.Errno {
-	return h.f.flush(ctx)
+	return h.f.flush(ctx, h.f.fsys.opts.SyncOnClose)
 }
 
 // Fsync returns only when the data is on the server.
 func (h *Handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.f.flush(ctx)
+	return h.f.flush(ctx, true)
 }
 
 // Release closes the handle; the staging file goes when nothing needs it.

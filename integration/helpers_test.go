@@ -168,6 +168,11 @@ func startAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...str
 		"--endpoint", srv.Endpoint,
 		"--cache-dir", filepath.Join(tmp, "cache"),
 	}, args...)
+	if !slices.Contains(args, "--sync-on-close=false") {
+		// close(2) waits for the upload, so a test can look at the bucket
+		// right after cp; the write-back tests pass --sync-on-close=false.
+		full = append(full, "--sync-on-close")
+	}
 	if !slices.Contains(args, "--layout") {
 		// The tests of the bucket as it is; the Amplify layout's tests
 		// say --layout amplify.

@@ -68,6 +68,7 @@ func TestMountHelper(t *testing.T) {
 		src := filepath.Join(tmp, "src")
 		sum := writeRandom(t, src, 100<<10)
 		run(t, "cp", src, filepath.Join(dir, "a.bin"))
+		run(t, ampfsBin, "sync", dir) // close returns before the upload (write-back)
 		if got, _ := objectSHA256(t, srv, bucket, "a.bin"); got != sum {
 			t.Errorf("a.bin on S3 differs")
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs"
 	"github.com/ampfs/ampfs/store"
 )
@@ -40,6 +41,8 @@ type controlResponse struct {
 	Error string `json:"error,omitempty"`
 	URL   string `json:"url,omitempty"`
 	Level string `json:"level,omitempty"`
+	// Uploads answers "status": the uploads not finished yet.
+	Uploads []cache.UploadStatus `json:"uploads,omitempty"`
 }
 
 // controlSocketPath is where the mount at mountpoint listens: /run/ampfs
@@ -168,6 +171,8 @@ func (h *controlHandler) handle(req controlRequest) controlResponse {
 		// The URL is a bearer credential: never logged.
 		h.log.Info().Str("op", "url").Str("key", key).Dur("expires", req.Expires).Msg("presigned a URL")
 		return controlResponse{URL: u}
+	case "status":
+		return controlResponse{Uploads: h.fsys.Uploads()}
 	case "log-level":
 		if req.Level != "" {
 			l, err := parseLogLevel(req.Level)

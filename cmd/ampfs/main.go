@@ -52,6 +52,8 @@ func main() {
 			loginCommand(),
 			logoutCommand(),
 			whoamiCommand(),
+			statusCommand(),
+			syncCommand(),
 			urlCommand(),
 			logLevelCommand(),
 		},

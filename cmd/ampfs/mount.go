@@ -52,7 +52,9 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "block-size", Value: "1MiB", Usage: "unit of reading and caching"},
 			&cli.StringFlag{Name: "max-readahead", Value: "32MiB", Usage: "how far ahead of a sequential reader to fetch"},
 			&cli.DurationFlag{Name: "metadata-ttl", Value: time.Second, Usage: "how long attributes and listings are cached"},
-			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads (the rest stays journaled)"},
+			&cli.BoolFlag{Name: "sync-on-close", Usage: "close(2) waits for the upload, as fsync does (default: close returns once the data is safe on local disk)"},
+			&cli.StringFlag{Name: "max-dirty", Value: "2GiB", Usage: "closed data waiting for upload beyond which writers wait"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request (with --log-level debug)"},
 		}, append(append(mountCognitoFlags(), logFlags()...), opsFlags()...)...),
@@ -98,6 +100,10 @@ func runMount(c *cli.Context) error {
 		return err
 	}
 	partSize, err := parseSize(c, "part-size")
+	if err != nil {
+		return err
+	}
+	maxDirty, err := parseSize(c, "max-dirty")
 	if err != nil {
 		return err
 	}
@@ -169,6 +175,8 @@ func runMount(c *cli.Context) error {
 	ch, err := cache.New(cache.Options{
 		Bucket:             bucket,
 		StagingDir:         filepath.Join(cacheDir, "staging"),
+		JournalDir:         filepath.Join(cacheDir, "journal"),
+		MaxDirty:           maxDirty,
 		MultipartThreshold: threshold,
 		PartSize:           partSize,
 		UploadConcurrency:  c.Int("upload-concurrency"),
@@ -182,6 +190,13 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return userErrorf("%v: check --cache-dir", err)
 	}
+	// Uploads a previous run journaled but did not finish (kill -9, a
+	// crash, an unreachable server) start again now.
+	if n, err := ch.Recover(); err != nil {
+		return userErrorf("reading the upload journal in %s: %v", cacheDir, err)
+	} else if n > 0 {
+		log.Info().Int("uploads", n).Msg("resuming uploads journaled by an earlier run")
+	}
 	fsys, err := fs.New(fs.Options{
 		Bucket:      bucket,
 		Cache:       ch,
@@ -191,6 +206,7 @@ func runMount(c *cli.Context) error {
 		MetadataTTL: c.Duration("metadata-ttl"),
 		AllowOther:  c.Bool("allow-other"),
 		DebugFUSE:   c.Bool("debug-fuse"),
+		SyncOnClose: c.Bool("sync-on-close"),
 		Logger:      log,
 		Presign:     o.presign,
 	})
@@ -209,22 +225,16 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return userErrorf("%v: check that %s is an empty directory you own and that FUSE works (fusermount3 installed)", err, mountpoint)
 	}
-	go handleSignals(sigs, server, fsys, mountpoint, c.Duration("drain-timeout"), log)
+	go handleSignals(sigs, server, fsys, ch, mountpoint, c.Duration("drain-timeout"), log)
 	log.Info().Str("bucket", bucketName).Str("path", mountpoint).Str("cache_dir", cacheDir).Msg("mounted")
 	o.mounted()
 	stopStats := logCacheStats(ch, log)
 	server.Wait()
 	stopStats()
 
-	// Files whose upload failed while open are retried once more.
-	if n := fsys.Dirty(); n > 0 {
-		dctx, dcancel := context.WithTimeout(ctx, c.Duration("drain-timeout"))
-		err := fsys.FlushAll(dctx)
-		dcancel()
-		if err != nil {
-			return userErrorf("%d file(s) could not be uploaded before exit (%v): their data is lost", n, err)
-		}
-	}
+	// Unmounted from outside (ampfs unmount, umount): what is committed
+	// is uploaded before the process ends, within --drain-timeout.
+	drain(fsys, ch, c.Duration("drain-timeout"), log)
 	cancel() // ends readahead in flight
 	ch.Close()
 	log.Info().Str("path", mountpoint).Msg("unmounted")
@@ -232,15 +242,11 @@ func runMount(c *cli.Context) error {
 }
 
 // handleSignals makes SIGINT and SIGTERM flush staged data, then unmount.
-func handleSignals(sigs <-chan os.Signal, server *fuse.Server, fsys *fs.FS, mountpoint string, drain time.Duration, log zerolog.Logger) {
+func handleSignals(sigs <-chan os.Signal, server *fuse.Server, fsys *fs.FS, ch *cache.Cache, mountpoint string, timeout time.Duration, log zerolog.Logger) {
 	sig := <-sigs
 	notifyStopping(log)
-	log.Info().Str("signal", sig.String()).Int("dirty", fsys.Dirty()).Msg("flushing and unmounting")
-	ctx, cancel := context.WithTimeout(context.Background(), drain)
-	if err := fsys.FlushAll(ctx); err != nil {
-		log.Error().Err(err).Msg("could not upload everything before unmount")
-	}
-	cancel()
+	log.Info().Str("signal", sig.String()).Int("pending", len(ch.Status())).Msg("uploading what is pending, then unmounting")
+	drain(fsys, ch, timeout, log)
 	// A busy mount (a shell inside it, a file still open) refuses a plain
 	// unmount; retry for a while, then detach it lazily so the process can
 	// still exit on SIGTERM.
@@ -441,4 +447,18 @@ func logCacheStats(c *cache.Cache, log zerolog.Logger) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// drain commits files still open and waits for the upload queue, at most
+// timeout; what is left stays journaled for the next mount and is said.
+func drain(fsys *fs.FS, ch *cache.Cache, timeout time.Duration, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := fsys.FlushAll(ctx); err != nil {
+		log.Error().Err(err).Msg("could not commit every open file")
+	}
+	if err := ch.Drain(ctx); err != nil {
+		log.Warn().Err(err).Msg("not everything was uploaded")
+		return
+	}
 }

@@ -1,0 +1,388 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ampfs/ampfs/store"
+)
+
+// Write-back: a file's data is committed (fsynced to its staging file and
+// journaled) when it is closed, and uploaded by a pool of workers under
+// the Cache's context. A failed upload is retried with backoff and stays
+// visible in Status until it succeeds; nothing is dropped silently.
+
+// State is where a pending upload is.
+type State string
+
+// The states of a pending upload.
+const (
+	Queued    State = "queued"
+	Uploading State = "uploading"
+	Failed    State = "failed" // retried after a backoff
+)
+
+// UploadStatus describes one pending upload.
+type UploadStatus struct {
+	Key      string
+	State    State
+	Size     int64 // bytes to upload
+	Attempts int   // failed attempts so far
+	Err      string
+	Since    time.Time // committed
+}
+
+// pending is a key with committed data not yet on the server.
+type pending struct {
+	key      string
+	s        *Staged // holds a reference
+	opts     store.PutOptions
+	onDone   func(store.ObjectInfo)
+	state    State
+	commitAt time.Time
+
+	// want is the Staged generation last committed; done the last one
+	// uploaded; failed the last one whose upload failed.
+	want, done, failed uint64
+	err                error
+	attempts           int
+	again              bool // committed again while uploading
+	canceled           bool // unlinked: drop, and delete what an upload in flight stores
+	retry              *time.Timer
+}
+
+// changed wakes everyone waiting on upload progress; the caller holds wmu.
+func (c *Cache) changed() {
+	close(c.wchange)
+	c.wchange = make(chan struct{})
+}
+
+// Commit makes s's current contents durable under key and queues their
+// upload; it returns the generation committed, for Wait. It blocks while
+// the committed-but-not-uploaded bytes exceed Options.MaxDirty.
+func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.PutOptions, onDone func(store.ObjectInfo)) (uint64, error) {
+	if err := c.waitDirtyRoom(ctx); err != nil {
+		return 0, err
+	}
+	gen, size := s.snapshot()
+	if err := s.f.Sync(); err != nil {
+		return 0, fmt.Errorf("staging file: %w", err)
+	}
+	rec := record{Key: key, Staging: s.name(), Size: size, ContentType: opts.ContentType, Metadata: opts.Metadata, Committed: time.Now()}
+	if err := c.writeRecord(rec); err != nil {
+		return 0, err
+	}
+	s.setCommitted(gen)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	p := c.pend[key]
+	if p == nil {
+		p = &pending{key: key, s: s.Ref(), commitAt: rec.Committed}
+		c.pend[key] = p
+	} else if p.s != s {
+		old := p.s
+		p.s = s.Ref()
+		defer old.Close()
+	}
+	p.opts, p.onDone, p.want = opts, onDone, gen
+	switch p.state {
+	case Uploading:
+		p.again = true
+	case Queued:
+	default:
+		if p.retry != nil {
+			p.retry.Stop()
+			p.retry = nil
+		}
+		c.enqueue(p)
+	}
+	c.changed()
+	return gen, nil
+}
+
+// waitDirtyRoom is the back-pressure of Options.MaxDirty.
+func (c *Cache) waitDirtyRoom(ctx context.Context) error {
+	for {
+		c.wmu.Lock()
+		var dirty int64
+		for _, p := range c.pend {
+			dirty += p.s.Size()
+		}
+		ch := c.wchange
+		c.wmu.Unlock()
+		if dirty <= c.opts.MaxDirty {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// enqueue hands p to the workers; the caller holds wmu.
+func (c *Cache) enqueue(p *pending) {
+	p.state = Queued
+	c.queue = append(c.queue, p)
+	c.changed()
+}
+
+// Wait returns when generation gen of key is on the server, or with the
+// error of the upload attempt that tried it (fsync's contract), or when ctx
+// ends.
+func (c *Cache) Wait(ctx context.Context, key string, gen uint64) error {
+	for {
+		c.wmu.Lock()
+		p := c.pend[key]
+		var err error
+		done := p == nil || p.done >= gen || p.canceled
+		if !done && p.failed >= gen && p.err != nil {
+			err = p.err
+		}
+		ch := c.wchange
+		c.wmu.Unlock()
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Committed returns the generation last committed for key, 0 when nothing
+// is pending.
+func (c *Cache) Committed(key string) uint64 {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if p := c.pend[key]; p != nil {
+		return p.want
+	}
+	return 0
+}
+
+// Cancel drops key's pending upload (the file was deleted).
+func (c *Cache) Cancel(key string) {
+	c.wmu.Lock()
+	p := c.pend[key]
+	if p == nil {
+		c.wmu.Unlock()
+		return
+	}
+	c.dropLocked(p)
+	c.wmu.Unlock()
+}
+
+// dropLocked forgets p; an upload in flight finishes and is deleted.
+func (c *Cache) dropLocked(p *pending) {
+	p.canceled = true
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	delete(c.pend, p.key)
+	for i, q := range c.queue {
+		if q == p {
+			c.queue = append(c.queue[:i], c.queue[i+1:]...)
+			break
+		}
+	}
+	c.removeRecord(p.key)
+	if p.state != Uploading {
+		p.s.Close()
+	}
+	c.changed()
+}
+
+// Pending returns the staged data of key's pending upload, with a
+// reference the caller closes, so a file whose upload has not finished is
+// seen (and read) as it was written, also after a restart.
+func (c *Cache) Pending(key string) (*Staged, bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if p := c.pend[key]; p != nil {
+		return p.s.Ref(), true
+	}
+	return nil, false
+}
+
+// PendingNames returns the names directly below prefix (which ends in "/"
+// or is "") that have pending uploads: files not on the server yet.
+func (c *Cache) PendingNames(prefix string) []string {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var out []string
+	for k := range c.pend {
+		if rest, ok := strings.CutPrefix(k, prefix); ok && rest != "" && !strings.Contains(rest, "/") {
+			out = append(out, rest)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Status lists the pending uploads.
+func (c *Cache) Status() []UploadStatus {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	out := make([]UploadStatus, 0, len(c.pend))
+	for _, p := range c.pend {
+		st := UploadStatus{Key: p.key, State: p.state, Size: p.s.Size(), Attempts: p.attempts, Since: p.commitAt}
+		if p.err != nil {
+			st.Err = p.err.Error()
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Drain waits until nothing is pending, or ctx ends; then it reports how
+// many uploads are left (they stay journaled for the next mount).
+func (c *Cache) Drain(ctx context.Context) error {
+	for {
+		c.wmu.Lock()
+		n := len(c.pend)
+		ch := c.wchange
+		c.wmu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%d upload(s) still pending; they are journaled in %s and resume at the next mount", n, c.opts.JournalDir)
+		}
+	}
+}
+
+// worker uploads queued files until the Cache's context ends.
+func (c *Cache) worker() {
+	defer c.workers.Done()
+	ctx := c.opts.Context
+	for {
+		c.wmu.Lock()
+		for len(c.queue) == 0 {
+			if ctx.Err() != nil {
+				c.wmu.Unlock()
+				return
+			}
+			ch := c.wchange
+			c.wmu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+			c.wmu.Lock()
+		}
+		p := c.queue[0]
+		c.queue = c.queue[1:]
+		p.state, p.again = Uploading, false
+		s, key, opts := p.s, p.key, p.opts
+		c.changed()
+		c.wmu.Unlock()
+
+		info, err := c.Upload(ctx, key, s, opts)
+
+		c.wmu.Lock()
+		gen := p.want
+		var onDone func(store.ObjectInfo)
+		switch {
+		case p.canceled:
+			if err == nil {
+				c.workers.Add(1)
+				go c.deleteAfterCancel(key) // the file was deleted while it uploaded
+			}
+			s.Close()
+		case err == nil:
+			p.done, p.err, p.attempts = max(p.done, s.cleanGenOf()), nil, 0
+			if p.again || p.s != s || s.Dirty() {
+				c.enqueue(p) // changed while it uploaded
+			} else {
+				delete(c.pend, key)
+				c.removeRecord(key)
+				onDone = p.onDone
+				defer s.Close()
+			}
+		case ctx.Err() != nil:
+			// Shutting down: the record stays for the next mount.
+			p.state = Queued
+		default:
+			p.err, p.failed, p.attempts, p.state = err, gen, p.attempts+1, Failed
+			delay := min(time.Second<<min(p.attempts-1, 5), 30*time.Second)
+			c.opts.Logger.Warn().Str("op", "upload").Str("key", key).Int("attempt", p.attempts).Dur("retry_in", delay).Err(err).Msg("upload failed; will retry")
+			p.retry = time.AfterFunc(delay, func() {
+				c.wmu.Lock()
+				defer c.wmu.Unlock()
+				if !p.canceled && p.state == Failed && c.pend[key] == p {
+					p.retry = nil
+					c.enqueue(p)
+				}
+			})
+		}
+		c.changed()
+		c.wmu.Unlock()
+		if onDone != nil {
+			onDone(info)
+		}
+	}
+}
+
+func (c *Cache) deleteAfterCancel(key string) {
+	defer c.workers.Done()
+	if err := c.opts.Bucket.Delete(c.opts.Context, key); err != nil {
+		c.opts.Logger.Warn().Str("op", "delete").Str("key", key).Err(err).Msg("a deleted file's upload finished; removing it failed")
+	}
+}
+
+// Recover queues the uploads a previous run journaled but did not finish
+// (after kill -9, a crash or an unreachable server) and removes staging
+// files nothing refers to. Call it once, before serving.
+func (c *Cache) Recover() (int, error) {
+	recs, err := c.readJournal()
+	if err != nil {
+		return 0, err
+	}
+	used := map[string]bool{}
+	n := 0
+	for _, r := range recs {
+		if r.UploadID != "" {
+			actx, cancel := context.WithTimeout(c.opts.Context, abortTimeout)
+			if err := c.opts.Bucket.AbortMultipartUpload(actx, r.Key, r.UploadID); err != nil && !errors.Is(err, store.ErrNoSuchUpload) {
+				c.opts.Logger.Warn().Str("key", r.Key).Str("upload_id", r.UploadID).Err(err).Msg("aborting an abandoned multipart upload")
+			}
+			cancel()
+		}
+		s, err := c.openStaged(r.Staging, r.Size)
+		if err != nil {
+			c.opts.Logger.Error().Str("key", r.Key).Err(err).Msg("a journaled upload lost its staging file; it cannot be resumed")
+			c.removeRecord(r.Key)
+			continue
+		}
+		used[s.name()] = true
+		c.wmu.Lock()
+		p := &pending{key: r.Key, s: s, opts: store.PutOptions{ContentType: r.ContentType, Metadata: r.Metadata}, want: 1, commitAt: r.Committed}
+		c.pend[r.Key] = p
+		c.enqueue(p)
+		c.wmu.Unlock()
+		n++
+	}
+	ents, err := os.ReadDir(c.opts.StagingDir)
+	if err != nil {
+		return n, err
+	}
+	for _, e := range ents {
+		if !used[e.Name()] {
+			os.Remove(path.Join(c.opts.StagingDir, e.Name()))
+		}
+	}
+	return n, nil
+}
