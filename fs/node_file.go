@@ -18,10 +18,6 @@ import (
 	"github.com/ampfs/ampfs/store"
 )
 
-// maxFlushRounds bounds how often one flush re-uploads a file that another
-// handle keeps changing; that handle's own flush uploads the rest.
-const maxFlushRounds = 3
-
 // File is a regular file: one object, plus staged local changes.
 type File struct {
 	node
