@@ -304,8 +304,11 @@ func (c *Cache) worker() {
 			s.Close()
 		case err == nil:
 			p.done, p.err, p.attempts = max(p.done, s.cleanGenOf()), nil, 0
-			if p.again || p.s != s || s.Dirty() {
-				c.enqueue(p) // changed while it uploaded
+			// Committed again while it uploaded: once more. Writes not
+			// committed yet (a file still being written) wait for their
+			// close or fsync, which commits them.
+			if p.again || p.s != s {
+				c.enqueue(p)
 			} else {
 				delete(c.pend, key)
 				c.removeRecord(key)

@@ -46,11 +46,21 @@ func (d *Dir) childPath(name string) string {
 	return name
 }
 
-// forget drops the cached listing; every change through the mount calls it.
-func (d *Dir) forget() {
+// note updates the cached listing with a change made through the mount
+// (e nil: name is gone), so the mount's own writes are seen at once and the
+// rest of the listing keeps answering lookups (no request per new name
+// while untarring, say).
+func (d *Dir) note(name string, e *entry) {
 	d.mu.Lock()
-	d.listing = nil
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if d.listing == nil {
+		return
+	}
+	if e == nil {
+		delete(d.listing, name)
+	} else {
+		d.listing[name] = *e
+	}
 }
 
 // cached answers a lookup from a fresh listing: the entry, whether it
@@ -301,14 +311,6 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 			}
 		}
 	}
-	// The listing answers lookups while the directory is being read (ls
-	// -l looks up every entry it gets) and for the TTL after that.
-	d.mu.Lock()
-	d.listing = entries
-	d.listedAt = time.Time{}
-	d.streams++
-	d.mu.Unlock()
-
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for name, e := range entries {
@@ -318,6 +320,14 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		}
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
 	}
+	// The listing answers lookups while the directory is being read (ls
+	// -l looks up every entry it gets) and for the TTL after that. From
+	// here on it is only touched under d.mu.
+	d.mu.Lock()
+	d.listing = entries
+	d.listedAt = time.Time{}
+	d.streams++
+	d.mu.Unlock()
 	// Files created here but not uploaded yet are shown too.
 	for name, ch := range d.Children() {
 		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
@@ -361,7 +371,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if _, err := d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil {
 		return nil, d.fsys.errno("mkdir", key, err)
 	}
-	d.forget()
+	d.note(name, &entry{dir: true})
 	return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
 }
 
@@ -398,7 +408,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
 		return d.fsys.errno("rmdir", key, err)
 	}
-	d.forget()
+	d.note(name, nil)
 	return 0
 }
 
@@ -421,7 +431,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
 		return d.fsys.errno("unlink", key, err)
 	}
-	d.forget()
+	d.note(name, nil)
 	return 0
 }
 
@@ -453,7 +463,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	}
 	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
 	f.fillAttr(&out.Attr)
-	d.forget()
+	d.note(name, &entry{info: store.ObjectInfo{Key: key, LastModified: now}})
 	return ch, &Handle{f: f}, 0, 0
 }
 
@@ -529,8 +539,8 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if dst != nil && dst != f {
 		dst.discard()
 	}
-	d.forget()
-	nd.forget()
+	d.note(name, nil)
+	nd.note(newName, &entry{info: store.ObjectInfo{Key: dstKey}})
 	return 0
 }
 
