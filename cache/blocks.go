@@ -37,7 +37,12 @@ const maxChunkBlocks = 8
 // CacheSize/BlockSize entries bound the bytes held.
 func (c *Cache) newBlockLRU() error {
 	n := max(int(c.opts.CacheSize/c.opts.BlockSize), 4)
-	l, err := lru.NewWithEvict(n, func(blockKey, []byte) { c.stats.evictions.Add(1) })
+	l, err := lru.NewWithEvict(n, func(k blockKey, b []byte) {
+		c.stats.evictions.Add(1)
+		if c.disk != nil {
+			c.disk.Put(k, b) // queued: never waits for the disk
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -55,6 +60,13 @@ func (c *Cache) block(ctx context.Context, key, etag string, size, idx int64) ([
 		if b, ok := c.blocks.Get(bk); ok {
 			c.stats.hits.Add(1)
 			return b, nil
+		}
+		if c.disk != nil {
+			if b, ok := c.disk.Get(bk); ok {
+				c.stats.hits.Add(1)
+				c.blocks.Add(bk, b)
+				return b, nil
+			}
 		}
 		c.mu.Lock()
 		f, ok := c.inflight[bk]
@@ -150,7 +162,7 @@ func (c *Cache) prefetch(key, etag string, size, from, to int64) {
 		c.mu.Lock()
 		for ; idx < to && len(run) < maxChunkBlocks; idx++ {
 			bk := blockKey{key, etag, idx}
-			if _, busy := c.inflight[bk]; busy || c.blocks.Contains(bk) {
+			if _, busy := c.inflight[bk]; busy || c.blocks.Contains(bk) || (c.disk != nil && c.disk.Contains(bk)) {
 				if len(run) > 0 {
 					break
 				}

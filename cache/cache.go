@@ -29,6 +29,12 @@ type Options struct {
 	MaxDirty int64
 	// UploadWorkers is how many files upload at once. Zero: 16.
 	UploadWorkers int
+	// DiskCacheDir, when set, keeps blocks evicted from memory in files
+	// there (see DiskCache). Zero: no disk cache.
+	DiskCacheDir string
+	// DiskCacheSize bounds the disk cache in bytes; it is never exceeded.
+	// Zero means 4 GiB.
+	DiskCacheSize int64
 	// MultipartThreshold: files of at least this many bytes go up as a
 	// multipart upload. Zero means 8 MiB. Never more than store.MaxPutSize.
 	MultipartThreshold int64
@@ -65,6 +71,7 @@ type Options struct {
 type Cache struct {
 	opts Options
 	stop context.CancelFunc // ends opts.Context
+	disk *DiskCache         // nil without Options.DiskCacheDir
 
 	blocks        *lru.Cache[blockKey, []byte] // clean blocks only; safe for concurrent use
 	prefetchSlots *semaphore.Weighted          // a unit per readahead block in flight
@@ -142,7 +149,22 @@ func New(opts Options) (*Cache, error) {
 	opts.Context, stop = context.WithCancel(opts.Context)
 	c := &Cache{stop: stop, opts: opts, prefetchSlots: semaphore.NewWeighted(int64(opts.PrefetchBlocks)), inflight: map[blockKey]*inflight{},
 		pend: map[string]*pending{}, wchange: make(chan struct{})}
+	if opts.DiskCacheDir != "" {
+		if opts.DiskCacheSize <= 0 {
+			opts.DiskCacheSize = 4 << 30
+		}
+		d, err := NewDiskCache(opts.DiskCacheDir, opts.DiskCacheSize, opts.BlockSize, opts.Logger)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		c.disk, c.opts = d, opts
+	}
 	if err := c.newBlockLRU(); err != nil {
+		stop()
+		if c.disk != nil {
+			c.disk.Close()
+		}
 		return nil, err
 	}
 	c.workers.Add(opts.UploadWorkers)
@@ -165,4 +187,7 @@ func (c *Cache) Close() {
 	c.wmu.Unlock()
 	c.wg.Wait()
 	c.workers.Wait()
+	if c.disk != nil {
+		c.disk.Close()
+	}
 }

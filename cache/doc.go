@@ -7,18 +7,28 @@
 //     staging file under Options.StagingDir until it is uploaded. A Staged
 //     counts its writes (a generation number), so an upload knows whether
 //     the file changed while it was in flight and stays dirty if it did.
+//
 //   - Uploads (upload.go): one PutObject below Options.MultipartThreshold,
 //     else a multipart upload whose parts go up in parallel, with a part
 //     size that grows so a file reaches S3's 5 TiB limit within 10,000
 //     parts. A failed multipart upload is aborted, never left behind.
+//
 //   - Reads (reader.go): ranged GETs pinned to the ETag the file was opened
 //     with (If-Match), so a reader never mixes two versions of an object;
 //     a sequential reader keeps one streaming GET open instead of paying a
 //     request per kernel read.
 //
-// Not yet here (later work, see the issues): the LRU block cache, the
-// upload journal and background write-back. Dirty data is only ever in a
-// Staged, never in an evictable cache.
+//   - Blocks (blocks.go): clean object data in fixed-size blocks, in a
+//     golang-lru cache bounded by Options.CacheSize, keyed by (key, ETag,
+//     block) so a replaced object is never served stale; blocks evicted
+//     from memory go to an optional on-disk cache (disk.go) with a hard
+//     size bound.
+//
+//   - Write-back (writeback.go, journal.go): close commits a staged file
+//     (fsync plus a journal record) and upload workers send it; a restart
+//     resumes what the journal holds.
+//
+// Dirty data is only ever in a Staged, never in an evictable cache.
 //
 // # Contexts
 //
@@ -30,5 +40,8 @@
 // # Lock order
 //
 // Staged.mu and Reader.mu are leaves: no other lock is taken while holding
-// them, and neither is held across a network call.
+// them, and neither is held across a network call. Cache.mu (blocks in
+// flight) may be held while taking DiskCache.mu (prefetch's Contains);
+// DiskCache.mu is a leaf, never held during file I/O. Cache.wmu (pending
+// uploads) is taken alone, never with Cache.mu, and takes Staged.mu.
 package cache

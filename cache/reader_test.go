@@ -210,3 +210,33 @@ func TestEviction(t *testing.T) {
 		t.Errorf("re-reading a cached and an evicted block sent %d GETs, want 1", got)
 	}
 }
+
+// Blocks evicted from memory are served from the disk cache, not the store.
+func TestEvictedBlocksComeFromDisk(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c, err := New(Options{Bucket: b, StagingDir: t.TempDir(), BlockSize: testBlock, CacheSize: 4 * testBlock,
+		DiskCacheDir: t.TempDir(), DiskCacheSize: 64 * testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	data := randBytes(12 * testBlock)
+	info := putObj(t, b, "k", data)
+	r := c.NewReader("k", info.ETag, info.Size)
+	buf := make([]byte, 100)
+	for _, blk := range []int64{2, 4, 6, 8, 10, 1, 3} { // random: 7 blocks through a 4-block cache
+		r.ReadAt(context.Background(), buf, blk*testBlock)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for c.disk.Stats().Blocks < 3 && time.Now().Before(deadline) { // the disk writer is asynchronous
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := b.Calls(memstore.OpGetObject)
+	n, err := r.ReadAt(context.Background(), buf, 2*testBlock+7) // evicted first
+	if err != nil || !bytes.Equal(buf[:n], data[2*testBlock+7:2*testBlock+107]) {
+		t.Fatalf("read of an evicted block: %v", err)
+	}
+	if got := b.Calls(memstore.OpGetObject) - before; got != 0 {
+		t.Errorf("an evicted block cost %d GETs; it is on disk", got)
+	}
+}

@@ -21,6 +21,12 @@ const abortTimeout = 30 * time.Second
 // caller's (see the package doc), but returns early with ctx's error if the
 // caller gives up waiting.
 func (c *Cache) Upload(ctx context.Context, key string, s *Staged, opts store.PutOptions) (store.ObjectInfo, error) {
+	return c.uploadStaged(ctx, key, s, opts, nil)
+}
+
+// uploadStaged is Upload; onID, when set, learns a multipart upload's id
+// as soon as it exists (the journal keeps it, to abort it after a crash).
+func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts store.PutOptions, onID func(string)) (store.ObjectInfo, error) {
 	gen, size := s.snapshot()
 	type result struct {
 		info store.ObjectInfo
@@ -28,7 +34,7 @@ func (c *Cache) Upload(ctx context.Context, key string, s *Staged, opts store.Pu
 	}
 	done := make(chan result, 1)
 	go func() {
-		info, err := c.upload(c.opts.Context, key, s.f, size, opts)
+		info, err := c.upload(c.opts.Context, key, s.f, size, opts, onID)
 		done <- result{info, err}
 	}()
 	select {
@@ -53,7 +59,7 @@ func (c *Cache) Upload(ctx context.Context, key string, s *Staged, opts store.Pu
 
 // upload sends size bytes of r to key: one PutObject, or a multipart upload
 // from MultipartThreshold on.
-func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
+func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int64, opts store.PutOptions, onID func(string)) (store.ObjectInfo, error) {
 	start := time.Now()
 	if size < c.opts.MultipartThreshold {
 		info, err := c.opts.Bucket.Put(ctx, key, io.NewSectionReader(r, 0, size), size, opts)
@@ -69,6 +75,9 @@ func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int6
 	id, err := c.opts.Bucket.CreateMultipartUpload(ctx, key, opts)
 	if err != nil {
 		return store.ObjectInfo{}, err
+	}
+	if onID != nil {
+		onID(id)
 	}
 	nparts := int((size + partSize - 1) / partSize)
 	parts := make([]store.Part, nparts)

@@ -46,6 +46,7 @@ type pending struct {
 	onDone   func(store.ObjectInfo)
 	state    State
 	commitAt time.Time
+	size     int64 // bytes committed
 
 	// want is the Staged generation last committed; done the last one
 	// uploaded; failed the last one whose upload failed.
@@ -90,7 +91,7 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		p.s = s.Ref()
 		defer old.Close()
 	}
-	p.opts, p.onDone, p.want = opts, onDone, gen
+	p.opts, p.onDone, p.want, p.size, p.commitAt = opts, onDone, gen, size, rec.Committed
 	switch p.state {
 	case Uploading:
 		p.again = true
@@ -290,11 +291,12 @@ func (c *Cache) worker() {
 		c.changed()
 		c.wmu.Unlock()
 
-		info, err := c.Upload(ctx, key, s, opts)
+		info, err := c.uploadStaged(ctx, key, s, opts, func(id string) { c.noteUploadID(key, s, id) })
 
 		c.wmu.Lock()
 		gen := p.want
 		var onDone func(store.ObjectInfo)
+		var release *Staged
 		switch {
 		case p.canceled:
 			if err == nil {
@@ -312,8 +314,7 @@ func (c *Cache) worker() {
 			} else {
 				delete(c.pend, key)
 				c.removeRecord(key)
-				onDone = p.onDone
-				defer s.Close()
+				onDone, release = p.onDone, s
 			}
 		case ctx.Err() != nil:
 			// Shutting down: the record stays for the next mount.
@@ -333,6 +334,9 @@ func (c *Cache) worker() {
 		}
 		c.changed()
 		c.wmu.Unlock()
+		if release != nil {
+			release.Close() // the pending upload's reference
+		}
 		if onDone != nil {
 			onDone(info)
 		}
@@ -372,7 +376,7 @@ func (c *Cache) Recover() (int, error) {
 		}
 		used[s.name()] = true
 		c.wmu.Lock()
-		p := &pending{key: r.Key, s: s, opts: store.PutOptions{ContentType: r.ContentType, Metadata: r.Metadata}, want: 1, commitAt: r.Committed}
+		p := &pending{key: r.Key, s: s, opts: store.PutOptions{ContentType: r.ContentType, Metadata: r.Metadata}, want: 1, commitAt: r.Committed, size: r.Size}
 		c.pend[r.Key] = p
 		c.enqueue(p)
 		c.wmu.Unlock()
@@ -388,4 +392,23 @@ func (c *Cache) Recover() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// noteUploadID adds a multipart upload's id to key's journal record, so a
+// crash does not leave its parts behind: the next mount aborts it.
+func (c *Cache) noteUploadID(key string, s *Staged, id string) {
+	c.wmu.Lock()
+	p := c.pend[key]
+	ok := p != nil && p.s == s && !p.canceled
+	var rec record
+	if ok {
+		rec = record{Key: key, Staging: s.name(), Size: p.size, ContentType: p.opts.ContentType, Metadata: p.opts.Metadata, UploadID: id, Committed: p.commitAt}
+	}
+	c.wmu.Unlock()
+	if !ok {
+		return
+	}
+	if err := c.writeRecord(rec); err != nil {
+		c.opts.Logger.Warn().Str("key", key).Str("upload_id", id).Err(err).Msg("could not journal a multipart upload id")
+	}
 }

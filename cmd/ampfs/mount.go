@@ -52,6 +52,7 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "cache-size", Usage: "memory for cached blocks (default: 1/16 of RAM, 64MiB to 1GiB)"},
 			&cli.StringFlag{Name: "block-size", Value: "1MiB", Usage: "unit of reading and caching"},
 			&cli.StringFlag{Name: "max-readahead", Value: "32MiB", Usage: "how far ahead of a sequential reader to fetch"},
+			&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "keep blocks evicted from memory in --cache-dir/blocks, up to this size (0: no disk cache)"},
 			&cli.DurationFlag{Name: "metadata-ttl", Value: time.Second, Usage: "how long attributes and listings are cached"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads (the rest stays journaled)"},
 			&cli.BoolFlag{Name: "sync-on-close", Usage: "close(2) waits for the upload, as fsync does (default: close returns once the data is safe on local disk)"},
@@ -108,6 +109,12 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var diskCacheSize int64
+	if v := c.String("disk-cache-size"); v != "0" && v != "" {
+		if diskCacheSize, err = parseSize(c, "disk-cache-size"); err != nil {
+			return err
+		}
+	}
 	blockSize, err := parseSize(c, "block-size")
 	if err != nil {
 		return err
@@ -138,6 +145,10 @@ func runMount(c *cli.Context) error {
 		return err
 	}
 
+	diskCacheDir := ""
+	if diskCacheSize > 0 {
+		diskCacheDir = filepath.Join(cacheDir, "blocks")
+	}
 	// Uploads run under this context; it ends only after the drain.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -177,6 +188,8 @@ func runMount(c *cli.Context) error {
 		Bucket:             bucket,
 		StagingDir:         filepath.Join(cacheDir, "staging"),
 		JournalDir:         filepath.Join(cacheDir, "journal"),
+		DiskCacheDir:       diskCacheDir,
+		DiskCacheSize:      diskCacheSize,
 		UploadWorkers:      c.Int("upload-workers"),
 		MaxDirty:           maxDirty,
 		MultipartThreshold: threshold,

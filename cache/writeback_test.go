@@ -1,0 +1,155 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ampfs/ampfs/store"
+	"github.com/ampfs/ampfs/store/memstore"
+)
+
+func wbCache(t *testing.T, b store.Bucket, dir string) *Cache {
+	t.Helper()
+	c, err := New(Options{Bucket: b, StagingDir: filepath.Join(dir, "staging"), JournalDir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func commit(t *testing.T, c *Cache, key string, data []byte) (*Staged, uint64) {
+	t.Helper()
+	s, err := c.NewStaged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WriteAt(data, 0)
+	gen, err := c.Commit(context.Background(), key, s, store.PutOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, gen
+}
+
+func TestCommitUploadsAndWaits(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c := wbCache(t, b, t.TempDir())
+	s, gen := commit(t, c, "k", []byte("hello"))
+	defer s.Close()
+	if err := c.Wait(context.Background(), "k", gen); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, ok := b.Object("k"); !ok || string(got) != "hello" {
+		t.Errorf("object = %q", got)
+	}
+	if len(c.Status()) != 0 {
+		t.Errorf("status after upload: %+v", c.Status())
+	}
+	if recs, _ := c.readJournal(); len(recs) != 0 {
+		t.Errorf("journal after upload: %+v", recs)
+	}
+}
+
+// A failed upload is reported to Wait (fsync), kept, retried, and done.
+func TestFailedUploadRetried(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c := wbCache(t, b, t.TempDir())
+	b.SetFault(memstore.OpPutObject, store.ErrUnavailable, 1)
+	s, gen := commit(t, c, "k", []byte("x"))
+	defer s.Close()
+	if err := c.Wait(context.Background(), "k", gen); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("wait on a failing upload: %v", err)
+	}
+	if st := c.Status(); len(st) != 1 || st[0].State != Failed || st[0].Attempts != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := b.Object("k"); !ok {
+		t.Error("not uploaded after the retry")
+	}
+}
+
+// Unlink cancels a pending upload: the object never appears, and the
+// journal forgets it.
+func TestCancel(t *testing.T) {
+	release := make(chan struct{})
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpPutObject && key == "blocked" {
+			<-release
+		}
+		return nil
+	}})
+	c := wbCache(t, b, t.TempDir())
+	s1, _ := commit(t, c, "blocked", []byte("keeps a worker busy"))
+	defer s1.Close()
+	time.Sleep(20 * time.Millisecond)
+	c.opts.UploadWorkers = 1
+	s2, _ := commit(t, c, "doomed", []byte("x"))
+	c.Cancel("doomed")
+	s2.Close()
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // a canceled upload in flight deletes what it stored
+	if _, _, ok := b.Object("doomed"); ok {
+		t.Error("a canceled upload reached the server")
+	}
+	if recs, _ := c.readJournal(); len(recs) != 0 {
+		t.Errorf("journal after cancel: %+v", recs)
+	}
+}
+
+// After a crash (the cache is dropped without draining), a new cache on
+// the same directories finds the journal and uploads; a torn temporary
+// record and a damaged one are ignored.
+func TestRecover(t *testing.T) {
+	dir := t.TempDir()
+	down := memstore.New(memstore.Options{})
+	down.SetFault(memstore.OpPutObject, store.ErrUnavailable, -1)
+	c1, err := New(Options{Bucket: down, StagingDir: filepath.Join(dir, "staging"), JournalDir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, c1, "a", []byte("alpha"))
+	s, err := c1.NewStaged() // written but never committed: not resumed
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WriteAt([]byte("lost"), 0)
+	c1.Close() // the crash: nothing uploaded
+	os.WriteFile(filepath.Join(dir, "journal", ".record-123.tmp"), []byte(`{"key":"torn`), 0o600)
+	os.WriteFile(filepath.Join(dir, "journal", "0123456789abcdef0123456789abcdef.json"), []byte(`{"key":`), 0o600)
+
+	up := memstore.New(memstore.Options{})
+	c2 := wbCache(t, up, dir)
+	n, err := c2.Recover()
+	if err != nil || n != 1 {
+		t.Fatalf("recover: %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, ok := up.Object("a"); !ok || string(got) != "alpha" {
+		t.Errorf("recovered object = %q", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "staging")); len(ents) != 0 {
+		t.Errorf("staging files left: %v", ents)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "journal")); len(ents) != 0 {
+		t.Errorf("journal files left: %v", ents)
+	}
+}
