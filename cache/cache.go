@@ -138,7 +138,7 @@ func New(opts Options) (*Cache, error) {
 	if opts.UploadWorkers <= 0 {
 		opts.UploadWorkers = 16
 	}
-	for _, d := range []string{opts.StagingDir, opts.JournalDir} {
+	for _, d := range []string{opts.StagingDir, opts.JournalDir, filepath.Join(opts.JournalDir, "streams")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cache dir: %w", err)
 		}

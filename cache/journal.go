@@ -81,6 +81,9 @@ func (c *Cache) readJournal() ([]record, error) {
 	}
 	var out []record
 	for _, e := range ents {
+		if e.IsDir() {
+			continue // streams/
+		}
 		p := filepath.Join(c.journalDir(), e.Name())
 		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			os.Remove(p) // a temporary file of an interrupted write

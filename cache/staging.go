@@ -23,6 +23,9 @@ type Staged struct {
 	gen, cleanGen uint64
 	// committed is the generation last committed (journaled). GUARDED_BY(mu)
 	committed uint64
+	// stream uploads parts while the file is written; nil when not
+	// streaming. GUARDED_BY(mu)
+	stream *stream
 	// refs counts the holders (an open file, a pending upload); the
 	// staging file is removed when the last lets go. GUARDED_BY(mu)
 	refs int
@@ -116,7 +119,11 @@ func (s *Staged) WriteAt(p []byte, off int64) (int, error) {
 	if n > 0 {
 		s.gen++
 	}
+	st, size := s.stream, s.size
 	s.mu.Unlock()
+	if st != nil && n > 0 {
+		st.advance(off, size)
+	}
 	return n, err
 }
 
@@ -129,6 +136,9 @@ func (s *Staged) Truncate(size int64) error {
 	}
 	s.size = size
 	s.gen++
+	if s.stream != nil {
+		s.stream.truncated(size)
+	}
 	return nil
 }
 
@@ -180,9 +190,16 @@ func (s *Staged) Close() error {
 	s.mu.Lock()
 	s.refs--
 	last := s.refs <= 0
+	st := s.stream
+	if last {
+		s.stream = nil
+	}
 	s.mu.Unlock()
 	if !last {
 		return nil
+	}
+	if st != nil {
+		st.abort() // the file was discarded before its stream finished
 	}
 	err := s.f.Close()
 	if rerr := os.Remove(s.f.Name()); err == nil {
@@ -217,4 +234,13 @@ func (s *Staged) setCommitted(gen uint64) {
 	s.mu.Lock()
 	s.committed = max(s.committed, gen)
 	s.mu.Unlock()
+}
+
+// takeStream detaches the stream, for the upload that finishes it.
+func (s *Staged) takeStream() *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stream
+	s.stream = nil
+	return st
 }

@@ -34,7 +34,15 @@ func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts st
 	}
 	done := make(chan result, 1)
 	go func() {
-		info, err := c.upload(c.opts.Context, key, s.f, size, opts, onID)
+		var info store.ObjectInfo
+		var err error
+		streamed := false
+		if st := s.takeStream(); st != nil {
+			info, streamed, err = st.finish(c.opts.Context, s.f, key, size)
+		}
+		if !streamed {
+			info, err = c.upload(c.opts.Context, key, s.f, size, opts, onID)
+		}
 		done <- result{info, err}
 	}()
 	select {

@@ -354,6 +354,7 @@ func (c *Cache) deleteAfterCancel(key string) {
 // (after kill -9, a crash or an unreachable server) and removes staging
 // files nothing refers to. Call it once, before serving.
 func (c *Cache) Recover() (int, error) {
+	c.abortStreams()
 	recs, err := c.readJournal()
 	if err != nil {
 		return 0, err

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -149,7 +150,66 @@ func TestRecover(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, "staging")); len(ents) != 0 {
 		t.Errorf("staging files left: %v", ents)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "journal")); len(ents) != 0 {
+	if recs, _ := c2.readJournal(); len(recs) != 0 {
+		t.Errorf("journal records left: %v", recs)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "journal")); len(ents) != 1 { // streams/
 		t.Errorf("journal files left: %v", ents)
+	}
+}
+
+// A file written front to back goes up while it is written: by the time it
+// is committed, most parts are on the server, and the object is exact.
+func TestStreamingUpload(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c, err := New(Options{Bucket: b, StagingDir: filepath.Join(t.TempDir(), "s"), PartSize: store.MinPartSize, UploadConcurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s, err := c.NewStaged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.Stream(s, "big", store.PutOptions{})
+	data := randBytes(4*int(store.MinPartSize) + 1234)
+	for off := 0; off < len(data); off += 128 << 10 {
+		s.WriteAt(data[off:min(off+128<<10, len(data))], int64(off))
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := b.Calls(memstore.OpUploadPart); n < 3 {
+		t.Errorf("%d parts uploaded while writing 4 parts' worth", n)
+	}
+	gen, err := c.Commit(context.Background(), "big", s, store.PutOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(context.Background(), "big", gen); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := b.Object("big"); !bytes.Equal(got, data) {
+		t.Fatalf("streamed object differs (%d bytes)", len(got))
+	}
+	if n := b.Calls(memstore.OpCreateMultipartUpload); n != 1 {
+		t.Errorf("%d multipart uploads; the stream's should have been completed", n)
+	}
+	// A writer going back breaks the stream: the file is uploaded whole.
+	s2, _ := c.NewStaged()
+	defer s2.Close()
+	c.Stream(s2, "rewritten", store.PutOptions{})
+	s2.WriteAt(data, 0)
+	s2.WriteAt([]byte("CHANGED"), 10)
+	gen, _ = c.Commit(context.Background(), "rewritten", s2, store.PutOptions{}, nil)
+	if err := c.Wait(context.Background(), "rewritten", gen); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte(nil), data...)
+	copy(want[10:], "CHANGED")
+	if got, _, _ := b.Object("rewritten"); !bytes.Equal(got, want) {
+		t.Fatal("a rewritten file's object does not have the rewrite")
+	}
+	if ups := b.Uploads(""); len(ups) != 0 {
+		t.Errorf("multipart uploads left: %v", ups)
 	}
 }

@@ -456,6 +456,9 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	f := &File{node: node{fsys: d.fsys}, staged: s, mtime: now, handles: 1, lastKey: key,
 		info: store.ObjectInfo{Key: key, LastModified: now}}
 	d.fsys.setDirty(f, true)
+	// A new file is usually written front to back: its parts go up while
+	// it is written (cache/stream.go).
+	d.fsys.cache.Stream(s, key, f.putOptions(key, now))
 	if old := d.GetChild(name); old != nil {
 		if of, ok := old.Operations().(*File); ok {
 			of.discard()
