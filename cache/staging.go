@@ -236,11 +236,17 @@ func (s *Staged) setCommitted(gen uint64) {
 	s.mu.Unlock()
 }
 
-// takeStream detaches the stream, for the upload that finishes it.
+// takeStream detaches the stream, for the upload that finishes it. A
+// stream that has sent nothing yet stays: an early close (dd closes a
+// descriptor it dup'ed right after opening) must not end the streaming of
+// the writes still to come.
 func (s *Staged) takeStream() *stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream
+	if st == nil || !st.started() {
+		return nil
+	}
 	s.stream = nil
 	return st
 }

@@ -232,3 +232,10 @@ func (c *Cache) abortStreams() {
 		os.Remove(p)
 	}
 }
+
+// started reports whether the stream has begun its upload.
+func (st *stream) started() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.id != "" || st.broken || st.err != nil
+}
