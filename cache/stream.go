@@ -165,6 +165,8 @@ func (st *stream) finish(ctx context.Context, r io.ReaderAt, key string, size in
 	id, next, parts := st.id, st.next, append([]store.Part(nil), st.parts...)
 	st.mu.Unlock()
 	if !usable {
+		st.c.opts.Logger.Debug().Str("key", key).Str("stream_key", st.key).Bool("started", id != "").Bool("broken", st.broken).
+			AnErr("stream_err", st.err).Int64("len", size).Int64("streamed", next).Msg("uploading whole: the stream cannot finish it")
 		st.abort()
 		return store.ObjectInfo{}, false, nil
 	}
