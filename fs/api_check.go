@@ -16,6 +16,7 @@ var (
 	_ = (fusefs.NodeRenamer)((*Dir)(nil))
 	_ = (fusefs.NodeStatfser)((*Dir)(nil))
 	_ = (fusefs.NodeFsyncer)((*Dir)(nil))
+	_ = (fusefs.NodeSymlinker)((*Dir)(nil))
 
 	_ = (fusefs.NodeGetattrer)((*File)(nil))
 	_ = (fusefs.NodeSetattrer)((*File)(nil))
@@ -23,6 +24,8 @@ var (
 	_ = (fusefs.NodeGetxattrer)((*File)(nil))
 	_ = (fusefs.NodeListxattrer)((*File)(nil))
 	_ = (fusefs.NodeSetxattrer)((*File)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*File)(nil))
+	_ = (fusefs.NodeReadlinker)((*File)(nil)) // symlinks are Files of type S_IFLNK
 
 	_ = (fusefs.FileReader)((*Handle)(nil))
 	_ = (fusefs.FileWriter)((*Handle)(nil))

@@ -70,6 +70,9 @@ type FS struct {
 	ttl    time.Duration
 	start  time.Time
 
+	// metas remembers objects' metadata (meta.go); it has its own lock.
+	metas *metaCache
+
 	mu sync.Mutex
 	// dirty holds files with staged data not yet on the server, so a
 	// shutdown can flush them. GUARDED_BY(mu)
@@ -109,6 +112,7 @@ func New(opts Options) (*FS, error) {
 		ttl:    opts.MetadataTTL,
 		start:  opts.Now(),
 		dirty:  map[*File]struct{}{},
+		metas:  newMetaCache(),
 	}, nil
 }
 

@@ -419,7 +419,6 @@ func TestUnsupportedOpsAreNotENOSYS(t *testing.T) {
 		err  error
 	}{
 		{"link", os.Link(m.path("f"), m.path("g"))},
-		{"symlink", os.Symlink("f", m.path("s"))},
 		{"mknod", syscall.Mknod(m.path("fifo"), syscall.S_IFIFO|0o644, 0)},
 	}
 	for _, c := range checks {

@@ -35,6 +35,10 @@ type Dir struct {
 type entry struct {
 	dir  bool
 	info store.ObjectInfo // files only
+	// md is the file's metadata when known (a HEAD, or remembered from
+	// one); a listing alone leaves known false.
+	md    meta
+	known bool
 }
 
 func (d *Dir) key() string { return d.fsys.dirKey(d.path()) }
@@ -163,22 +167,53 @@ func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
 		return entry{}, err
 	}
 	if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
+		if len(page.Objects) > 0 && page.Objects[0].Key == dKey {
+			// A marker: its metadata holds the directory's mode and times.
+			if _, ok := fsys.metas.lookupDir(dKey); !ok {
+				fsys.loadDirMeta(ctx, dKey)
+			}
+		}
 		return entry{dir: true}, nil
 	}
 	if headErr != nil {
 		return entry{}, headErr
 	}
-	return entry{info: head}, nil
+	md, known := fsys.metaOf(head)
+	return entry{info: head, md: md, known: known}, nil
+}
+
+// loadDirMeta reads a directory marker's metadata into the cache; a
+// directory without a marker shows the defaults.
+func (fsys *FS) loadDirMeta(ctx context.Context, dKey string) (dirMeta, error) {
+	if dKey == "" {
+		return dirMeta{}, nil // the bucket root has no marker
+	}
+	head, err := fsys.bucket.Head(ctx, dKey)
+	switch {
+	case err == nil:
+		dm := dirMeta{md: parseMeta(head.Metadata), marker: true}
+		fsys.metas.rememberDir(dKey, dm)
+		return dm, nil
+	case toErrno(err) == syscall.ENOENT:
+		fsys.metas.rememberDir(dKey, dirMeta{})
+		return dirMeta{}, nil
+	}
+	return dirMeta{}, err
 }
 
 // child returns the inode for name, reusing the existing one when its type
 // still matches so open files keep their state.
 func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *fusefs.Inode {
+	if !e.dir && !e.known {
+		e.md, e.known = d.fsys.metaOf(e.info)
+	}
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *File:
-			if !e.dir {
-				n.update(e.info)
+			// A symlink replaced by a file (or the other way) is a new
+			// inode: the kernel keeps the type of an inode forever.
+			if !e.dir && (!e.known || n.isSymlink() == e.md.isSymlink()) {
+				n.update(e.info, e.md, e.known)
 				n.fillAttr(out)
 				return ch
 			}
@@ -195,22 +230,43 @@ func (d *Dir) child(ctx context.Context, name string, e entry, out *fuse.Attr) *
 		return d.NewInode(ctx, nd, fusefs.StableAttr{Mode: syscall.S_IFDIR})
 	}
 	key := d.fsys.fileKey(d.childPath(name))
-	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: key}
+	f := &File{node: node{fsys: d.fsys}, info: e.info, lastKey: key, md: e.md, metaKnown: e.known}
 	if s, ok := d.fsys.cache.Pending(key); ok {
 		// Committed data still uploading (also from before a restart).
 		f.staged = s
 	}
 	f.fillAttr(out)
-	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
+	mode := uint32(syscall.S_IFREG)
+	if e.md.isSymlink() {
+		mode = syscall.S_IFLNK
+	}
+	return d.NewInode(ctx, f, fusefs.StableAttr{Mode: mode})
 }
 
 func (d *Dir) fillAttr(out *fuse.Attr) { d.fsys.dirAttr(d.path(), out) }
 
-// dirAttr fills the attributes of the directory at p; its mode follows
-// the rules.
+// dirAttr fills the attributes of the directory at p: what its marker
+// stores, else the defaults; the rules cap the mode.
 func (fsys *FS) dirAttr(p string, out *fuse.Attr) {
-	perm := fsys.opts.DirMode & permBits(fsys.dirRights(p), true)
-	fsys.fillAttr(out, syscall.S_IFDIR|perm, 4096, fsys.start)
+	perm, mtime := fsys.opts.DirMode, fsys.start
+	var dm dirMeta
+	if fsys.layout.Classify(p) == Real {
+		dm, _ = fsys.metas.lookupDir(fsys.dirKey(p))
+	}
+	if dm.md.mode != 0 {
+		perm = dm.md.mode & 0o7777
+	}
+	if !dm.md.mtime.IsZero() {
+		mtime = dm.md.mtime
+	}
+	perm = perm&^0o777 | perm&0o777&permBits(fsys.dirRights(p), true)
+	fsys.fillAttr(out, syscall.S_IFDIR|perm, 4096, mtime)
+	if dm.md.hasUID {
+		out.Uid = dm.md.uid
+	}
+	if dm.md.hasGID {
+		out.Gid = dm.md.gid
+	}
 }
 
 // may returns EACCES unless the user may do want with key: the rules are
@@ -237,19 +293,68 @@ func (d *Dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 	return 0
 }
 
-// Setattr accepts mode and time changes on directories without storing
-// them: S3 has no place for them until directory metadata is persisted,
-// and refusing would make cp -a, tar and rsync fail.
+// Setattr stores mode, owner and mtime in the directory's marker object
+// (s3fs's place for them), writing a marker when the directory had none.
+// The layout's own directories accept them without storing anything.
 func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
-	if !d.fsys.dirRights(d.path()).Has(access.Write) {
+	p := d.path()
+	if !d.fsys.dirRights(p).Has(access.Write) {
 		return syscall.EACCES
+	}
+	mode, setMode := in.GetMode()
+	uid, setUID := in.GetUID()
+	gid, setGID := in.GetGID()
+	mtime, setMtime := in.GetMTime()
+	if d.fsys.layout.Classify(p) == Real && (setMode || setUID || setGID || setMtime) {
+		key := d.key()
+		dm, ok := d.fsys.metas.lookupDir(key)
+		if !ok {
+			var err error
+			if dm, err = d.fsys.loadDirMeta(ctx, key); err != nil {
+				return d.fsys.errno("setattr", key, err)
+			}
+		}
+		md := dm.md
+		if setMode {
+			md.mode = syscall.S_IFDIR | mode&0o7777
+		}
+		if setUID {
+			md.uid, md.hasUID = uid, true
+		}
+		if setGID {
+			md.gid, md.hasGID = gid, true
+		}
+		if setMtime {
+			md.mtime = mtime
+		}
+		if md.mode == 0 {
+			md.mode = syscall.S_IFDIR | d.fsys.opts.DirMode
+		}
+		if md.mtime.IsZero() {
+			md.mtime = d.fsys.start
+		}
+		hdr := d.fsys.headers(md, md.mode, md.mtime)
+		var err error
+		if dm.marker {
+			_, err = d.fsys.bucket.Copy(ctx, key, key, store.CopyOptions{ReplaceMetadata: true, ContentType: dirContentType, Metadata: hdr})
+		}
+		if !dm.marker || toErrno(err) == syscall.ENOENT {
+			_, err = d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, store.PutOptions{ContentType: dirContentType, Metadata: hdr})
+		}
+		if err != nil {
+			return d.fsys.errno("setattr", key, err)
+		}
+		d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true})
 	}
 	d.fillAttr(&out.Attr)
 	return 0
 }
+
+// dirContentType is what s3fs gives directory markers.
+const dirContentType = "application/x-directory"
 
 // list reads the whole directory from the server, all pages.
 func (d *Dir) list(ctx context.Context) (map[string]entry, error) {
@@ -311,12 +416,18 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 			}
 		}
 	}
+	if d.fsys.layout.Classify(p) != Virtual {
+		d.fsys.fetchMeta(ctx, p, entries)
+	}
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for name, e := range entries {
 		mode := uint32(syscall.S_IFREG)
-		if e.dir {
+		switch {
+		case e.dir:
 			mode = syscall.S_IFDIR
+		case e.md.isSymlink():
+			mode = syscall.S_IFLNK
 		}
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
 	}
@@ -367,10 +478,12 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if errno := d.fsys.may(key, access.Write); errno != 0 {
 		return nil, errno
 	}
-	opts := store.PutOptions{ContentType: "application/x-directory", Metadata: d.fsys.posixMeta(syscall.S_IFDIR|d.fsys.opts.DirMode, d.fsys.now())}
+	md := meta{mode: syscall.S_IFDIR | mode&0o7777, mtime: d.fsys.now()}
+	opts := store.PutOptions{ContentType: dirContentType, Metadata: d.fsys.headers(md, md.mode, md.mtime)}
 	if _, err := d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil {
 		return nil, d.fsys.errno("mkdir", key, err)
 	}
+	d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true})
 	d.note(name, &entry{dir: true})
 	return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
 }
@@ -408,6 +521,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
 		return d.fsys.errno("rmdir", key, err)
 	}
+	d.fsys.metas.forgetDir(key)
 	d.note(name, nil)
 	return 0
 }
@@ -431,6 +545,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := d.fsys.bucket.Delete(ctx, key); err != nil {
 		return d.fsys.errno("unlink", key, err)
 	}
+	d.fsys.metas.forget(key)
 	d.note(name, nil)
 	return 0
 }
@@ -454,7 +569,8 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	}
 	now := d.fsys.now()
 	f := &File{node: node{fsys: d.fsys}, staged: s, mtime: now, handles: 1, lastKey: key,
-		info: store.ObjectInfo{Key: key, LastModified: now}}
+		info: store.ObjectInfo{Key: key, LastModified: now},
+		md:   meta{mode: syscall.S_IFREG | mode&0o7777}, metaKnown: true}
 	d.fsys.setDirty(f, true)
 	// A new file is usually written front to back: its parts go up while
 	// it is written (cache/stream.go).
@@ -466,7 +582,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	}
 	ch := d.NewInode(ctx, f, fusefs.StableAttr{Mode: syscall.S_IFREG})
 	f.fillAttr(&out.Attr)
-	d.note(name, &entry{info: store.ObjectInfo{Key: key, LastModified: now}})
+	d.note(name, &entry{info: store.ObjectInfo{Key: key, LastModified: now}, md: f.md, known: true})
 	return ch, &Handle{f: f}, 0, 0
 }
 
@@ -551,17 +667,6 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 func (d *Dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	statfs(out)
 	return 0
-}
-
-// posixMeta is the s3fs-compatible metadata stored with every object we
-// write, so the same bucket shows the same modes and times through s3fs.
-func (fsys *FS) posixMeta(mode uint32, mtime time.Time) map[string]string {
-	return map[string]string{
-		"mode":  itoa(int64(mode)),
-		"uid":   itoa(int64(fsys.opts.UID)),
-		"gid":   itoa(int64(fsys.opts.GID)),
-		"mtime": itoa(mtime.Unix()),
-	}
 }
 
 // Fsync of a directory succeeds at once: every change to a directory

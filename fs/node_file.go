@@ -29,9 +29,21 @@ type File struct {
 	// staged holds the file's data while it is open for writing or has
 	// changes not yet uploaded; nil otherwise. GUARDED_BY(mu)
 	staged *cache.Staged
-	// mtime is the local modification time; zero means info.LastModified.
-	// GUARDED_BY(mu)
+	// mtime is the modification time shown; zero means md.mtime, else
+	// info.LastModified. GUARDED_BY(mu)
 	mtime time.Time
+	// md is the object's POSIX metadata (mode, owner, stored mtime,
+	// xattrs), as stored or as changed here. GUARDED_BY(mu)
+	md meta
+	// metaKnown is false while md is only the defaults a listing implies:
+	// a HEAD must read it before it is changed or xattrs are served.
+	// GUARDED_BY(mu)
+	metaKnown bool
+	// metaDirty is set when md changed while the data was not uploaded:
+	// the next commit must carry it. GUARDED_BY(mu)
+	metaDirty bool
+	// target is a symlink's target once read or written. GUARDED_BY(mu)
+	target string
 	// handles counts open file handles. GUARDED_BY(mu)
 	handles int
 	// unlinked is set once the file is deleted; writes through handles
@@ -69,30 +81,150 @@ func (f *File) hasLocalData() bool {
 }
 
 // update takes new server info from a lookup, unless local data wins.
-func (f *File) update(info store.ObjectInfo) {
+// Metadata that is not known (a listing) does not replace known metadata
+// of the same version.
+func (f *File) update(info store.ObjectInfo, md meta, known bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.staged != nil {
+	if f.staged != nil || f.metaDirty {
 		return
 	}
-	if info.ETag != f.info.ETag {
+	changed := info.ETag != f.info.ETag || (!info.LastModified.IsZero() && !info.LastModified.Equal(f.info.LastModified))
+	if changed {
 		f.mtime = time.Time{}
+		f.target = ""
+		f.md, f.metaKnown = meta{}, false
+	}
+	if known {
+		f.md, f.metaKnown, f.mtime = md, true, time.Time{}
+	}
+	if info.ContentType == "" {
+		info.ContentType = f.info.ContentType
 	}
 	f.info = info
 }
 
+// modeLocked is the mode stored or to store: type and permission bits.
+// The caller holds f.mu.
+func (f *File) modeLocked() uint32 {
+	if f.md.mode&syscall.S_IFMT == syscall.S_IFLNK {
+		return f.md.mode
+	}
+	perm := f.fsys.opts.FileMode
+	if f.md.mode != 0 {
+		perm = f.md.mode & 0o7777
+	}
+	return syscall.S_IFREG | perm
+}
+
+// mtimeLocked is the modification time shown. The caller holds f.mu.
+func (f *File) mtimeLocked() time.Time {
+	switch {
+	case !f.mtime.IsZero():
+		return f.mtime
+	case !f.md.mtime.IsZero():
+		return f.md.mtime
+	}
+	return f.info.LastModified
+}
+
+func (f *File) isSymlink() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.md.isSymlink()
+}
+
 func (f *File) fillAttr(out *fuse.Attr) {
 	f.mu.Lock()
-	size, mtime := f.info.Size, f.mtime
+	size, mtime, mode, md := f.info.Size, f.mtimeLocked(), f.modeLocked(), f.md
 	if f.staged != nil {
 		size = f.staged.Size()
 	}
-	if mtime.IsZero() {
-		mtime = f.info.LastModified
+	if mode&syscall.S_IFMT == syscall.S_IFLNK && f.target != "" {
+		size = int64(len(f.target))
 	}
 	f.mu.Unlock()
-	perm := f.fsys.opts.FileMode & permBits(f.fsys.layout.Rights(f.key()), false)
-	f.fsys.fillAttr(out, syscall.S_IFREG|perm, size, mtime)
+	// The rules cap what chmod stored: a tree the user may only read
+	// shows no write bits.
+	r := f.fsys.layout.Rights(f.key())
+	rights := permBits(r, false)
+	if r.Has(access.Get) {
+		rights |= 0o111 // execute needs only read; the stored mode decides
+	}
+	if mode&syscall.S_IFMT == syscall.S_IFLNK {
+		rights = 0o777
+	}
+	f.fsys.fillAttr(out, mode&^0o777|mode&0o777&rights, size, mtime)
+	if md.hasUID {
+		out.Uid = md.uid
+	}
+	if md.hasGID {
+		out.Gid = md.gid
+	}
+}
+
+// loadMeta reads the object's metadata with a HEAD when only a listing's
+// defaults are known, so a change never drops what another client stored.
+func (f *File) loadMeta(ctx context.Context) syscall.Errno {
+	f.mu.Lock()
+	known, info := f.metaKnown || f.staged != nil, f.info
+	f.mu.Unlock()
+	if known || info.ETag == "" {
+		return 0
+	}
+	key := f.key()
+	head, err := f.fsys.bucket.Head(ctx, key)
+	if err != nil {
+		return f.fsys.errno("head", key, err)
+	}
+	md, _ := f.fsys.metaOf(head)
+	f.update(head, md, true)
+	return 0
+}
+
+// saveMeta persists md: folded into the pending commit while data is not
+// uploaded, else a metadata-only copy of the object onto itself (S3's
+// CopyObject with MetadataDirective REPLACE, as s3fs does).
+func (f *File) saveMeta(ctx context.Context) syscall.Errno {
+	f.mu.Lock()
+	s, handles := f.staged, f.handles
+	if s != nil && s.Dirty() {
+		f.metaDirty = true
+		f.mu.Unlock()
+		if handles > 0 {
+			return 0 // the close that follows commits it
+		}
+		return f.flush(ctx, f.fsys.opts.SyncOnClose)
+	}
+	info, md, mode, mtime := f.info, f.md, f.modeLocked(), f.mtimeLocked()
+	f.mu.Unlock()
+	key := f.key()
+	if info.ETag == "" {
+		return 0
+	}
+	ct := info.ContentType
+	if ct == "" {
+		ct = contentType(key)
+	}
+	newInfo, err := f.fsys.bucket.Copy(ctx, key, key, store.CopyOptions{
+		IfMatch: info.ETag, ReplaceMetadata: true, ContentType: ct,
+		Metadata: f.fsys.headers(md, mode, mtime),
+	})
+	if err != nil {
+		return f.fsys.errno("setattr", key, err)
+	}
+	if newInfo.Size == 0 {
+		newInfo.Size = info.Size
+	}
+	newInfo.Key, newInfo.ContentType = key, ct
+	md.mode, md.mtime = mode, mtime
+	f.fsys.metas.remember(newInfo, md, !newInfo.LastModified.IsZero())
+	f.mu.Lock()
+	if f.info.ETag == info.ETag {
+		f.info, f.md, f.metaKnown, f.mtime = newInfo, md, true, time.Time{}
+	}
+	f.mu.Unlock()
+	return 0
 }
 
 // Getattr reports size and times, the staged ones while writing.
@@ -101,12 +233,20 @@ func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	return 0
 }
 
-// Setattr truncates, and sets times. Mode and owner changes are accepted
-// but not yet stored on the server (a later issue persists them as s3fs
-// does); refusing them would make cp -p, tar and rsync fail.
+// Setattr truncates, and sets mode, owner and times, stored as s3fs stores
+// them (see meta.go and saveMeta).
 func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
 		return errno
+	}
+	mode, setMode := in.GetMode()
+	uid, setUID := in.GetUID()
+	gid, setGID := in.GetGID()
+	mtime, setMtime := in.GetMTime()
+	if setMode || setUID || setGID || setMtime {
+		if errno := f.loadMeta(ctx); errno != 0 {
+			return errno
+		}
 	}
 	if size, ok := in.GetSize(); ok {
 		s, err := f.stage(ctx, size == 0)
@@ -127,10 +267,26 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 			}
 		}
 	}
-	if mtime, ok := in.GetMTime(); ok {
+	if setMode || setUID || setGID || setMtime {
 		f.mu.Lock()
-		f.mtime = mtime
+		md := f.md
+		if setMode {
+			md.mode = f.modeLocked()&syscall.S_IFMT | mode&0o7777
+		}
+		if setUID {
+			md.uid, md.hasUID = uid, true
+		}
+		if setGID {
+			md.gid, md.hasGID = gid, true
+		}
+		if setMtime {
+			f.mtime, md.mtime = mtime, mtime
+		}
+		f.md = md
 		f.mu.Unlock()
+		if errno := f.saveMeta(ctx); errno != 0 {
+			return errno
+		}
 	}
 	f.fillAttr(&out.Attr)
 	return 0
@@ -235,19 +391,25 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 // with --sync-on-close.
 func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 	f.mu.Lock()
-	s, unlinked, mtime := f.staged, f.unlinked, f.mtime
+	s, unlinked, mtime, metaDirty := f.staged, f.unlinked, f.mtime, f.metaDirty
 	f.mu.Unlock()
 	if s == nil || unlinked {
 		return 0
 	}
 	gen := s.Committed()
 	key := f.key()
-	if s.Dirty() && s.Gen() != gen {
+	if s.Dirty() && (s.Gen() != gen || metaDirty) {
 		if mtime.IsZero() {
 			mtime = f.fsys.now()
 		}
+		f.mu.Lock()
+		f.metaDirty = false
+		f.mu.Unlock()
 		g, err := f.fsys.cache.Commit(ctx, key, s, f.putOptions(key, mtime), f.uploaded(s))
 		if err != nil {
+			f.mu.Lock()
+			f.metaDirty = metaDirty
+			f.mu.Unlock()
 			return f.fsys.errno("flush", key, err)
 		}
 		f.mu.Lock()
@@ -272,7 +434,14 @@ func (f *File) uploaded(s *cache.Staged) func(store.ObjectInfo) {
 	return func(info store.ObjectInfo) {
 		f.mu.Lock()
 		if f.staged == s {
+			if info.ContentType == "" {
+				info.ContentType = contentType(info.Key)
+			}
 			f.info = info
+			md := f.md
+			md.mode, md.mtime = f.modeLocked(), f.mtimeLocked()
+			f.md, f.metaKnown = md, true
+			f.fsys.metas.remember(info, md, false)
 		}
 		f.mu.Unlock()
 		f.dropIfClean()
@@ -280,9 +449,12 @@ func (f *File) uploaded(s *cache.Staged) func(store.ObjectInfo) {
 }
 
 func (f *File) putOptions(key string, mtime time.Time) store.PutOptions {
+	f.mu.Lock()
+	md, mode := f.md, f.modeLocked()
+	f.mu.Unlock()
 	return store.PutOptions{
 		ContentType: contentType(key),
-		Metadata:    f.fsys.posixMeta(syscall.S_IFREG|f.fsys.opts.FileMode, mtime),
+		Metadata:    f.fsys.headers(md, mode, mtime),
 	}
 }
 

@@ -2,13 +2,29 @@ package fs
 
 import (
 	"context"
+	"encoding/base64"
+	"net/url"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/fs/access"
 )
 
-// The xattrs ampfs serves on files, read-only:
+// Extended attributes. user.* attributes are stored in the object's user
+// metadata as s3fs stores them (one x-amz-meta-xattr header holding the
+// URL-encoded JSON object {"name":"base64 value",...}), so both see the
+// same ones. S3 limits user metadata to 2 KiB in all
+// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html):
+// a setxattr that would pass it fails with E2BIG. Other namespaces
+// (security.*, system.*, trusted.*) have no place on S3: setting them is
+// ENOTSUP, reading them ENODATA (the kernel asks for security.capability on
+// every write).
+//
+// Two attributes are computed and read-only:
 //
 //	user.ampfs.etag  the object's ETag (empty while changes are not uploaded)
 //	user.ampfs.url   a presigned GET URL valid for urlXattrExpiry
@@ -21,15 +37,20 @@ const (
 // --expires` chooses others.
 const urlXattrExpiry = time.Hour
 
-// Getxattr serves the read-only user.ampfs.* attributes.
+// maxUserMetadata is S3's limit on the user metadata of an object: the
+// bytes of every name and value.
+const maxUserMetadata = 2048
+
+// Getxattr serves the read-only user.ampfs.* attributes and the stored
+// user.* ones.
 func (f *File) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	var val string
+	var val []byte
 	switch attr {
 	case xattrETag:
 		f.mu.Lock()
-		val = f.info.ETag
+		val = []byte(f.info.ETag)
 		if f.staged != nil && f.staged.Dirty() {
-			val = ""
+			val = nil
 		}
 		f.mu.Unlock()
 	case xattrURL:
@@ -44,10 +65,26 @@ func (f *File) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		if err != nil {
 			return 0, f.fsys.errno("getxattr", key, err)
 		}
-		val = u
+		val = []byte(u)
 	default:
-		return 0, syscall.ENODATA
+		if !strings.HasPrefix(attr, "user.") {
+			return 0, syscall.ENODATA
+		}
+		if errno := f.loadMeta(ctx); errno != 0 {
+			return 0, errno
+		}
+		f.mu.Lock()
+		v, ok := f.md.xattrs[attr]
+		f.mu.Unlock()
+		if !ok {
+			return 0, syscall.ENODATA
+		}
+		val = v
 	}
+	return xattrReply(dest, val)
+}
+
+func xattrReply(dest, val []byte) (uint32, syscall.Errno) {
 	if len(dest) == 0 {
 		return uint32(len(val)), 0 // the caller asks for the size first
 	}
@@ -59,24 +96,154 @@ func (f *File) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Listxattr names the attributes Getxattr serves.
 func (f *File) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if errno := f.loadMeta(ctx); errno != 0 {
+		return 0, errno
+	}
 	names := xattrETag + "\x00"
 	if f.fsys.opts.Presign != nil {
 		names += xattrURL + "\x00"
 	}
-	if len(dest) == 0 {
-		return uint32(len(names)), 0
+	f.mu.Lock()
+	user := make([]string, 0, len(f.md.xattrs))
+	for n := range f.md.xattrs {
+		user = append(user, n)
 	}
-	if len(dest) < len(names) {
-		return uint32(len(names)), syscall.ERANGE
+	f.mu.Unlock()
+	sort.Strings(user)
+	for _, n := range user {
+		names += n + "\x00"
 	}
-	return uint32(copy(dest, names)), 0
+	return xattrReply(dest, []byte(names))
 }
 
-// Setxattr refuses: the user.ampfs.* attributes are computed, and storing
-// others as object metadata is not supported yet.
+// Setxattr stores a user.* attribute in the object's metadata.
 func (f *File) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if attr == xattrETag || attr == xattrURL {
 		return syscall.EPERM
 	}
-	return syscall.ENOTSUP
+	if !strings.HasPrefix(attr, "user.") || len(attr) == len("user.") {
+		return syscall.ENOTSUP
+	}
+	return f.changeXattr(ctx, attr, data, flags, false)
+}
+
+// Removexattr removes a stored user.* attribute.
+func (f *File) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if attr == xattrETag || attr == xattrURL {
+		return syscall.EPERM
+	}
+	if !strings.HasPrefix(attr, "user.") {
+		return syscall.ENODATA
+	}
+	return f.changeXattr(ctx, attr, nil, 0, true)
+}
+
+func (f *File) changeXattr(ctx context.Context, attr string, data []byte, flags uint32, remove bool) syscall.Errno {
+	if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
+		return errno
+	}
+	if errno := f.loadMeta(ctx); errno != 0 {
+		return errno
+	}
+	f.mu.Lock()
+	_, exists := f.md.xattrs[attr]
+	switch {
+	case remove && !exists, !remove && flags&unix.XATTR_REPLACE != 0 && !exists:
+		f.mu.Unlock()
+		return syscall.ENODATA
+	case !remove && flags&unix.XATTR_CREATE != 0 && exists:
+		f.mu.Unlock()
+		return syscall.EEXIST
+	}
+	x := make(map[string][]byte, len(f.md.xattrs)+1)
+	for k, v := range f.md.xattrs {
+		x[k] = v
+	}
+	if remove {
+		delete(x, attr)
+	} else {
+		x[attr] = append([]byte(nil), data...)
+	}
+	md := f.md
+	md.xattrs = x
+	if metadataSize(f.fsys.headers(md, f.modeLocked(), f.mtimeLocked())) > maxUserMetadata {
+		f.mu.Unlock()
+		return syscall.E2BIG
+	}
+	f.md = md
+	f.mu.Unlock()
+	return f.saveMeta(ctx)
+}
+
+// metadataSize is what S3 counts against maxUserMetadata.
+func metadataSize(m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// encodeXattrs writes s3fs's format: URL-encoded {"name":"base64",...}.
+func encodeXattrs(x map[string][]byte) string {
+	names := make([]string, 0, len(x))
+	for n := range x {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + n + `":"` + base64.StdEncoding.EncodeToString(x[n]) + `"`)
+	}
+	b.WriteByte('}')
+	return urlEncode(b.String())
+}
+
+// urlEncode escapes all but RFC 3986's unreserved characters, as s3fs's
+// urlEncode does (header values must be ASCII).
+func urlEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// decodeXattrs reads s3fs's format; what does not parse is dropped.
+func decodeXattrs(raw string) map[string][]byte {
+	s, err := url.PathUnescape(strings.TrimSpace(raw))
+	if err != nil {
+		s = raw
+	}
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
+		return nil
+	}
+	out := map[string][]byte{}
+	for _, pair := range strings.Split(s[1:len(s)-1], ",") {
+		name, val, ok := strings.Cut(pair, ":")
+		if !ok {
+			continue
+		}
+		name = strings.Trim(strings.TrimSpace(name), `"`)
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		v, err := base64.StdEncoding.DecodeString(val)
+		if name == "" || err != nil {
+			continue
+		}
+		out[name] = v
+	}
+	return out
 }

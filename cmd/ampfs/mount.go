@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,10 @@ func mountCommand() *cli.Command {
 			&cli.BoolFlag{Name: "sync-on-close", Usage: "close(2) waits for the upload, as fsync does (default: close returns once the data is safe on local disk)"},
 			&cli.StringFlag{Name: "max-dirty", Value: "2GiB", Usage: "closed data waiting for upload beyond which writers wait"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
+			&cli.IntFlag{Name: "uid", Value: -1, Usage: "owner shown for objects that store none (default: the mounting user)"},
+			&cli.IntFlag{Name: "gid", Value: -1, Usage: "group shown for objects that store none (default: the mounting user's)"},
+			&cli.StringFlag{Name: "file-mode", Value: "0644", Usage: "permission bits (octal) of files that store none"},
+			&cli.StringFlag{Name: "dir-mode", Value: "0755", Usage: "permission bits (octal) of directories that store none"},
 			&cli.BoolFlag{Name: "debug-fuse", Usage: "log every FUSE request (with --log-level debug)"},
 		}, append(append(mountCognitoFlags(), logFlags()...), opsFlags()...)...),
 		Action: runMount,
@@ -212,12 +217,18 @@ func runMount(c *cli.Context) error {
 	} else if n > 0 {
 		log.Info().Int("uploads", n).Msg("resuming uploads journaled by an earlier run")
 	}
+	owner, err := ownerFlags(c)
+	if err != nil {
+		return err
+	}
 	fsys, err := fs.New(fs.Options{
 		Bucket:      bucket,
 		Cache:       ch,
 		Layout:      layout,
-		UID:         uint32(os.Getuid()),
-		GID:         uint32(os.Getgid()),
+		UID:         owner.uid,
+		GID:         owner.gid,
+		FileMode:    owner.fileMode,
+		DirMode:     owner.dirMode,
 		MetadataTTL: c.Duration("metadata-ttl"),
 		AllowOther:  c.Bool("allow-other"),
 		DebugFUSE:   c.Bool("debug-fuse"),
@@ -476,4 +487,29 @@ func drain(fsys *fs.FS, ch *cache.Cache, timeout time.Duration, log zerolog.Logg
 		log.Warn().Err(err).Msg("not everything was uploaded")
 		return
 	}
+}
+
+// owner is what --uid, --gid, --file-mode and --dir-mode say objects
+// without stored metadata show.
+type owner struct{ uid, gid, fileMode, dirMode uint32 }
+
+func ownerFlags(c *cli.Context) (owner, error) {
+	o := owner{uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	if v := c.Int("uid"); v >= 0 {
+		o.uid = uint32(v)
+	}
+	if v := c.Int("gid"); v >= 0 {
+		o.gid = uint32(v)
+	}
+	for _, f := range []struct {
+		name string
+		dst  *uint32
+	}{{"file-mode", &o.fileMode}, {"dir-mode", &o.dirMode}} {
+		v, err := strconv.ParseUint(c.String(f.name), 8, 32)
+		if err != nil || v == 0 || v > 0o7777 {
+			return owner{}, userErrorf("--%s %q: want octal permission bits such as 0644", f.name, c.String(f.name))
+		}
+		*f.dst = uint32(v)
+	}
+	return o, nil
 }
