@@ -55,6 +55,10 @@ type Options struct {
 	// Presign, when set, makes a presigned GET URL for a key; it serves the
 	// user.ampfs.url xattr. Nil: that xattr is absent.
 	Presign func(ctx context.Context, key string, expires time.Duration) (string, error)
+	// RenameJournal is a directory for the records of directory renames
+	// in progress (rename.go), finished by FinishRenames at the next
+	// mount. Zero: not journaled; an interrupted rename stays half-done.
+	RenameJournal string
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
 }

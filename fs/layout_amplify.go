@@ -91,6 +91,16 @@ func (l *amplifyLayout) tree(p string) (*tree, string, bool) {
 	return nil, "", false
 }
 
+// Tree names the tree p is in (its mount path): renames between trees
+// are EXDEV.
+func (l *amplifyLayout) Tree(p string) (string, bool) {
+	t, _, ok := l.tree(p)
+	if !ok {
+		return "", false
+	}
+	return t.mount, true
+}
+
 func (l *amplifyLayout) Classify(p string) Kind {
 	if p != "" && !validPath(p) {
 		return Absent

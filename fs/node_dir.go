@@ -586,8 +586,10 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	return ch, &Handle{f: f}, 0, 0
 }
 
-// Rename moves a file: server-side copy, then delete. Directories answer
-// EXDEV for now, which makes mv(1) fall back to copying the tree.
+// Rename moves a file (server-side copy, then delete) or a directory
+// (every key below it, journaled: rename.go). Between trees of the
+// layout with different owners it answers EXDEV, so mv(1) copies and
+// each side's rules apply to what it writes.
 func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if flags&fusefs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL
@@ -613,25 +615,31 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if errno := d.fsys.may(dstKey, access.Write); errno != 0 {
 		return errno
 	}
-
+	if !d.fsys.sameTree(srcPath, dstPath) {
+		return syscall.EXDEV
+	}
 	var f *File
+	var srcDir *Dir
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *Dir:
-			return syscall.EXDEV
+			srcDir = n
 		case *File:
 			f = n
 		}
 	}
-	if f == nil {
+	if f == nil && srcDir == nil {
 		e, err := d.fsys.stat(ctx, srcPath)
 		if err != nil {
 			return d.fsys.errno("rename", srcKey, err)
 		}
 		if e.dir {
-			return syscall.EXDEV
+			return d.renameDir(ctx, nil, name, nd, newName, flags)
 		}
-		f = &File{node: node{fsys: d.fsys}, info: e.info}
+		f = &File{node: node{fsys: d.fsys}, info: e.info, md: e.md, metaKnown: e.known}
+	}
+	if srcDir != nil {
+		return d.renameDir(ctx, srcDir, name, nd, newName, flags)
 	}
 	var dst *File
 	if ch := nd.GetChild(newName); ch != nil {
@@ -642,15 +650,20 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			dst = n
 		}
 	}
-	if flags&unix.RENAME_NOREPLACE != 0 {
-		if dst != nil && dst.hasLocalData() {
+	if dst == nil || !dst.hasLocalData() {
+		// What the server has there: a directory cannot be replaced by a
+		// file, and RENAME_NOREPLACE refuses any name that exists.
+		e, err := d.fsys.stat(ctx, dstPath)
+		switch {
+		case err == nil && e.dir:
+			return syscall.EISDIR
+		case err == nil && flags&unix.RENAME_NOREPLACE != 0:
 			return syscall.EEXIST
-		}
-		if _, err := d.fsys.stat(ctx, dstPath); err == nil {
-			return syscall.EEXIST
-		} else if errno := toErrno(err); errno != syscall.ENOENT {
+		case err != nil && toErrno(err) != syscall.ENOENT:
 			return d.fsys.errno("rename", dstKey, err)
 		}
+	} else if flags&unix.RENAME_NOREPLACE != 0 {
+		return syscall.EEXIST
 	}
 	if err := f.moveTo(ctx, srcKey, dstKey); err != nil {
 		return d.fsys.errno("rename", srcKey, err)
@@ -658,8 +671,13 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if dst != nil && dst != f {
 		dst.discard()
 	}
+	d.fsys.metas.forget(srcKey)
 	d.note(name, nil)
-	nd.note(newName, &entry{info: store.ObjectInfo{Key: dstKey}})
+	f.mu.Lock()
+	e := entry{info: f.info, md: f.md, known: f.metaKnown}
+	f.mu.Unlock()
+	e.info.Key = dstKey
+	nd.note(newName, &e)
 	return 0
 }
 

@@ -221,23 +221,34 @@ func runMount(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	renames := filepath.Join(cacheDir, "renames")
+	if err := os.MkdirAll(renames, 0o700); err != nil {
+		return userErrorf("%v: check --cache-dir", err)
+	}
 	fsys, err := fs.New(fs.Options{
-		Bucket:      bucket,
-		Cache:       ch,
-		Layout:      layout,
-		UID:         owner.uid,
-		GID:         owner.gid,
-		FileMode:    owner.fileMode,
-		DirMode:     owner.dirMode,
-		MetadataTTL: c.Duration("metadata-ttl"),
-		AllowOther:  c.Bool("allow-other"),
-		DebugFUSE:   c.Bool("debug-fuse"),
-		SyncOnClose: c.Bool("sync-on-close"),
-		Logger:      log,
-		Presign:     o.presign,
+		Bucket:        bucket,
+		Cache:         ch,
+		Layout:        layout,
+		UID:           owner.uid,
+		GID:           owner.gid,
+		FileMode:      owner.fileMode,
+		DirMode:       owner.dirMode,
+		RenameJournal: renames,
+		MetadataTTL:   c.Duration("metadata-ttl"),
+		AllowOther:    c.Bool("allow-other"),
+		DebugFUSE:     c.Bool("debug-fuse"),
+		SyncOnClose:   c.Bool("sync-on-close"),
+		Logger:        log,
+		Presign:       o.presign,
 	})
 	if err != nil {
 		return err
+	}
+	// Directory renames a previous run started and did not finish.
+	if n, err := fsys.FinishRenames(ctx); err != nil {
+		return userErrorf("finishing an interrupted directory rename: %v", err)
+	} else if n > 0 {
+		log.Info().Int("renames", n).Msg("finished directory renames journaled by an earlier run")
 	}
 	if err := o.start(bucketName, region, mountpoint, fsys, ch); err != nil {
 		return err

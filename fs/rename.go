@@ -1,0 +1,319 @@
+package fs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/ampfs/ampfs/fs/access"
+	"github.com/ampfs/ampfs/store"
+)
+
+// Renaming a directory on S3 is a copy of every key below it (its marker
+// too) followed by their deletion: nothing makes it atomic. So it is
+// journaled: before the first copy a record {src, dst} is written to
+// Options.RenameJournal; it is removed after the last delete. A mount that
+// finds a record (the previous one died mid-rename) finishes the rename
+// before serving (FinishRenames): every key still below src is copied to
+// dst and deleted. Copies come before deletes key by key, so at any moment
+// every file is under src, dst, or both, never lost; finishing is
+// idempotent. Keys a client other than this mount writes below src while
+// a rename runs may be left behind or moved: as with s3fs, renaming a
+// directory others write to is not safe.
+
+// renameParallel is how many copies (then deletes) run at once.
+const renameParallel = 16
+
+type renameRecord struct {
+	Src     string    `json:"src"` // key prefixes, ending in "/"
+	Dst     string    `json:"dst"`
+	Started time.Time `json:"started"`
+}
+
+// sameTree reports whether two paths are in the same tree of the layout
+// (the same owner and rules); between trees a rename is EXDEV.
+func (fsys *FS) sameTree(a, b string) bool {
+	t, ok := fsys.layout.(interface{ Tree(p string) (string, bool) })
+	if !ok {
+		return true
+	}
+	ta, oka := t.Tree(a)
+	tb, okb := t.Tree(b)
+	return oka && okb && ta == tb
+}
+
+// renameDir renames the directory name (src, nil when not an inode) to
+// newName in nd.
+func (d *Dir) renameDir(ctx context.Context, src *Dir, name string, nd *Dir, newName string, flags uint32) syscall.Errno {
+	fsys := d.fsys
+	srcPath, dstPath := d.childPath(name), nd.childPath(newName)
+	srcKey, dstKey := fsys.dirKey(srcPath), fsys.dirKey(dstPath)
+	if !fsys.dirRights(srcPath).Has(access.List|access.Delete) || !fsys.dirRights(dstPath).Has(access.Write) {
+		return syscall.EACCES
+	}
+	// The target: nothing, or an empty directory (replaced), never a file.
+	if ch := nd.GetChild(newName); ch != nil {
+		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
+			return syscall.ENOTDIR
+		}
+		if dd, ok := ch.Operations().(*Dir); ok {
+			for _, gc := range dd.Children() {
+				if f, ok := gc.Operations().(*File); ok && f.hasLocalData() {
+					return syscall.ENOTEMPTY
+				}
+			}
+		}
+	}
+	e, err := fsys.stat(ctx, dstPath)
+	switch {
+	case err == nil && !e.dir:
+		return syscall.ENOTDIR
+	case err == nil && flags&unix.RENAME_NOREPLACE != 0:
+		return syscall.EEXIST
+	case err == nil:
+		page, err := fsys.bucket.List(ctx, store.ListInput{Prefix: dstKey, MaxKeys: 2})
+		if err != nil {
+			return fsys.errno("rename", dstKey, err)
+		}
+		for _, o := range page.Objects {
+			if o.Key != dstKey {
+				return syscall.ENOTEMPTY
+			}
+		}
+		if len(page.CommonPrefixes) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	case toErrno(err) != syscall.ENOENT:
+		return fsys.errno("rename", dstKey, err)
+	}
+	// Data below src that is committed but not uploaded goes up first:
+	// the copy must see it. Files still open keep writing; their next
+	// commit goes to their new key.
+	for _, st := range fsys.cache.Status() {
+		if strings.HasPrefix(st.Key, srcKey) {
+			if err := fsys.cache.Wait(ctx, st.Key, fsys.cache.Committed(st.Key)); err != nil {
+				return fsys.errno("rename", st.Key, err)
+			}
+		}
+	}
+	// Objects over CopyObject's 5 GiB limit would need UploadPartCopy:
+	// refuse before touching anything, and mv(1) copies instead.
+	keys, err := fsys.listAll(ctx, srcKey)
+	if err != nil {
+		return fsys.errno("rename", srcKey, err)
+	}
+	for _, o := range keys {
+		if o.Size > store.MaxPutSize {
+			return syscall.EXDEV
+		}
+	}
+	rec := renameRecord{Src: srcKey, Dst: dstKey, Started: fsys.now()}
+	if err := fsys.writeRename(rec); err != nil {
+		return fsys.errno("rename", srcKey, err)
+	}
+	infos, err := fsys.moveKeys(ctx, rec, keys)
+	if err != nil {
+		// The record stays: the next mount finishes what was started.
+		return fsys.errno("rename", srcKey, err)
+	}
+	fsys.removeRename(rec)
+	if dm, ok := fsys.metas.lookupDir(srcKey); ok {
+		fsys.metas.rememberDir(dstKey, dm)
+	}
+	fsys.metas.forgetDir(srcKey)
+	if src != nil {
+		// The inodes move with the rename; their objects are new copies
+		// (a copy of a multipart object has a new ETag).
+		updateMoved(&src.Inode, "", infos)
+	}
+	d.note(name, nil)
+	nd.note(newName, &entry{dir: true})
+	return 0
+}
+
+// updateMoved gives the files below in the info of their copies, by path
+// relative to the renamed directory.
+func updateMoved(in *fusefs.Inode, rel string, infos map[string]store.ObjectInfo) {
+	for name, ch := range in.Children() {
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
+		}
+		switch n := ch.Operations().(type) {
+		case *Dir:
+			updateMoved(ch, p, infos)
+		case *File:
+			if info, ok := infos[p]; ok {
+				n.mu.Lock()
+				if n.staged == nil {
+					if info.Size == 0 {
+						info.Size = n.info.Size
+					}
+					info.ContentType = n.info.ContentType
+					n.info = info
+				}
+				n.mu.Unlock()
+			}
+		}
+	}
+}
+
+// listAll lists every key below prefix.
+func (fsys *FS) listAll(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	var out []store.ObjectInfo
+	in := store.ListInput{Prefix: prefix}
+	for {
+		page, err := fsys.bucket.List(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Objects...)
+		if !page.IsTruncated || page.NextContinuationToken == "" {
+			return out, nil
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
+}
+
+// moveKeys copies every key below rec.Src to rec.Dst, then deletes them;
+// it returns the copies' info by path relative to the directory.
+func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.ObjectInfo) (map[string]store.ObjectInfo, error) {
+	infos := make(map[string]store.ObjectInfo, len(keys))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(renameParallel)
+	for _, o := range keys {
+		rel := strings.TrimPrefix(o.Key, rec.Src)
+		g.Go(func() error {
+			info, err := fsys.bucket.Copy(gctx, o.Key, rec.Dst+rel, store.CopyOptions{})
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // deleted meanwhile (or by a finished earlier attempt)
+			}
+			if err != nil {
+				return err
+			}
+			info.Key = rec.Dst + rel
+			mu.Lock()
+			infos[strings.TrimSuffix(rel, "/")] = info
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(renameParallel)
+	for _, o := range keys {
+		g.Go(func() error {
+			fsys.metas.forget(o.Key)
+			return fsys.bucket.Delete(gctx, o.Key)
+		})
+	}
+	return infos, g.Wait()
+}
+
+// FinishRenames completes the directory renames an earlier mount started
+// and did not finish (see the top of rename.go). Call it before serving.
+func (fsys *FS) FinishRenames(ctx context.Context) (int, error) {
+	dir := fsys.opts.RenameJournal
+	if dir == "" {
+		return 0, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			os.Remove(p) // a temporary file of an interrupted write
+			continue
+		}
+		data, err := os.ReadFile(p)
+		var rec renameRecord
+		if err == nil {
+			err = json.Unmarshal(data, &rec)
+		}
+		if err != nil || rec.Src == "" || rec.Dst == "" {
+			fsys.log.Warn().Str("path", p).Err(err).Msg("ignoring a damaged rename record")
+			os.Remove(p)
+			continue
+		}
+		keys, err := fsys.listAll(ctx, rec.Src)
+		if err != nil {
+			return n, fmt.Errorf("finishing the rename of %s to %s: %w", rec.Src, rec.Dst, err)
+		}
+		if _, err := fsys.moveKeys(ctx, rec, keys); err != nil {
+			return n, fmt.Errorf("finishing the rename of %s to %s: %w", rec.Src, rec.Dst, err)
+		}
+		fsys.log.Info().Str("key", rec.Src).Str("to", rec.Dst).Int("keys", len(keys)).Msg("finished a directory rename an earlier mount left half-done")
+		fsys.removeRename(rec)
+		n++
+	}
+	return n, nil
+}
+
+func (fsys *FS) renamePath(rec renameRecord) string {
+	sum := sha256.Sum256([]byte(rec.Src + "\x00" + rec.Dst))
+	return filepath.Join(fsys.opts.RenameJournal, hex.EncodeToString(sum[:16])+".json")
+}
+
+// writeRename makes rec durable (temporary file, fsync, rename, fsync of
+// the directory), or does nothing without a journal.
+func (fsys *FS) writeRename(rec renameRecord) error {
+	dir := fsys.opts.RenameJournal
+	if dir == "" {
+		return nil
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".rename-*.tmp")
+	if err != nil {
+		return fmt.Errorf("rename journal: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err = tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), fsys.renamePath(rec))
+	}
+	if err != nil {
+		return fmt.Errorf("rename journal: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("rename journal: %w", err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (fsys *FS) removeRename(rec renameRecord) {
+	if fsys.opts.RenameJournal == "" {
+		return
+	}
+	if err := os.Remove(fsys.renamePath(rec)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fsys.log.Warn().Str("key", rec.Src).Err(err).Msg("removing a rename record")
+	}
+}
