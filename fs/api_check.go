@@ -17,6 +17,10 @@ var (
 	_ = (fusefs.NodeStatfser)((*Dir)(nil))
 	_ = (fusefs.NodeFsyncer)((*Dir)(nil))
 	_ = (fusefs.NodeSymlinker)((*Dir)(nil))
+	_ = (fusefs.NodeGetxattrer)((*Dir)(nil))
+	_ = (fusefs.NodeListxattrer)((*Dir)(nil))
+	_ = (fusefs.NodeSetxattrer)((*Dir)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*Dir)(nil))
 
 	_ = (fusefs.NodeGetattrer)((*File)(nil))
 	_ = (fusefs.NodeSetattrer)((*File)(nil))
