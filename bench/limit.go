@@ -313,7 +313,11 @@ func limitMain(args []string) error {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		res.CPU = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)).Seconds()
-		res.PeakKB = ru.Maxrss
+	}
+	// Not ru_maxrss: Linux carries the forking parent's peak across
+	// execve into it. VmHWM belongs to this process's own memory map.
+	if st, err := readProcStat(os.Getpid()); err == nil {
+		res.PeakKB = st.PeakKB
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
