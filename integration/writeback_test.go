@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,5 +194,48 @@ func TestCacheDiskFull(t *testing.T) {
 	}
 	if got, err := os.ReadFile(m.path("small.bin")); err != nil || sha(got) != sum {
 		t.Errorf("reading small.bin back: %v", err)
+	}
+}
+
+// TestRandomWritesOverExistingObject: random writes (and an extension)
+// into an object that exists on the server, through the mount, against a
+// local model of the same writes (what fio --verify checks).
+func TestRandomWritesOverExistingObject(t *testing.T) {
+	t.Parallel()
+	srv, bucket := startServer(t)
+	model := make([]byte, 24<<20)
+	rand.Read(model)
+	putObject(t, srv, bucket, "obj.bin", model)
+	m := mountAmpfs(t, srv, bucket, writeBack...)
+	f, err := os.OpenFile(m.path("obj.bin"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed [8]byte
+	rand.Read(seed[:])
+	r := mrand.New(mrand.NewPCG(uint64(seed[0])<<8|uint64(seed[1]), 7))
+	for range 200 {
+		off := r.IntN(len(model) + 1<<20) // some writes extend the file
+		buf := make([]byte, 1+r.IntN(64<<10))
+		rand.Read(buf)
+		if _, err := f.WriteAt(buf, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		if end := off + len(buf); end > len(model) {
+			model = append(model, make([]byte, end-len(model))...)
+		}
+		copy(model[off:], buf)
+	}
+	// Read back through the same descriptor before close (read-your-writes).
+	got := make([]byte, len(model))
+	if _, err := f.ReadAt(got, 0); err != nil || sha(got) != sha(model) {
+		t.Fatalf("read before close differs (%v)", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ampfsBin, "sync", m.dir)
+	if sum, size := objectSHA256(t, srv, bucket, "obj.bin"); sum != sha(model) || size != int64(len(model)) {
+		t.Errorf("object after random writes: %d bytes, differs from the model (%d bytes)", size, len(model))
 	}
 }
