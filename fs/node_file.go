@@ -89,6 +89,11 @@ func (f *File) update(info store.ObjectInfo, md meta, known bool) {
 	if f.staged != nil || f.metaDirty {
 		return
 	}
+	if info.ETag == "" {
+		// Not the server's word: a listing entry this mount noted for its
+		// own create or rename (no size yet). The node knows better.
+		return
+	}
 	changed := info.ETag != f.info.ETag || (!info.LastModified.IsZero() && !info.LastModified.Equal(f.info.LastModified))
 	if changed {
 		f.mtime = time.Time{}
