@@ -538,11 +538,20 @@ func TestThumbnailHook(t *testing.T) {
 		}
 		return nil
 	})
+	// The object exists from convert's first close on; the hook may still
+	// be writing it (ImageMagick can open its output more than once), so
+	// wait for a complete image rather than the first version.
 	got := filepath.Join(t.TempDir(), "x.webp")
-	run(t, "cp", m.path("photos/thumbnails/x.webp"), got)
-	if out := strings.TrimSpace(run(t, "identify", "-format", "%m %wx%h", got)); out != "WEBP 200x200" {
-		t.Errorf("thumbnail is %q, want WEBP 200x200", out)
-	}
+	eventually(t, 20*time.Second, func() error {
+		if _, err := runErr(t, "cp", m.path("photos/thumbnails/x.webp"), got); err != nil {
+			return err
+		}
+		out, err := runErr(t, "identify", "-format", "%m %wx%h", got)
+		if err != nil || strings.TrimSpace(out) != "WEBP 200x200" {
+			return fmt.Errorf("thumbnail is %q (%v), want WEBP 200x200", out, err)
+		}
+		return nil
+	})
 	time.Sleep(time.Second)
 	if keys := listKeys(t, srv, bucket, ""); strings.Join(keys, " ") != "notes.jpg photos/ photos/thumbnails/ photos/thumbnails/x.webp photos/x.jpg" {
 		t.Errorf("bucket holds %q", keys)

@@ -51,7 +51,7 @@ func TestKillAfterFsync(t *testing.T) {
 	t.Parallel()
 	srv, bucket := startServer(t)
 	cacheDir := t.TempDir()
-	m := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir)...)
+	m := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir, "--log-level", "debug")...)
 	first := make([]byte, 100<<20)
 	rand.Read(first)
 	f, err := os.Create(m.path("big.bin"))
@@ -77,9 +77,10 @@ func TestKillAfterFsync(t *testing.T) {
 	m.kill9()
 	f.Close()
 
-	m2 := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir)...)
+	m2 := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir, "--log-level", "debug")...)
 	run(t, ampfsBin, "sync", m2.dir)
 	if got, size := objectSHA256(t, srv, bucket, "big.bin"); got != sha(first) || size != int64(len(first)) {
+		t.Logf("first mount's log:\n%s", m.log())
 		t.Errorf("after the crash and a remount the server has %d bytes (sha %.8s), want the fsynced 100 MiB", size, got)
 	}
 }
