@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ampfs/ampfs/internal/testserver"
 	"os"
 	"os/exec"
 	"strconv"
@@ -41,7 +42,10 @@ var procs = struct {
 // no server behind).
 func startProc(name string, cmd *exec.Cmd) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that started the child exits, which
+	// the Go runtime may do at any time: start it from a pinned thread.
+	exited, err := testserver.StartPinned(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
@@ -49,7 +53,7 @@ func startProc(name string, cmd *exec.Cmd) (*proc, error) {
 	procs.all[cmd.Process.Pid] = p
 	procs.mu.Unlock()
 	go func() {
-		p.err = cmd.Wait()
+		p.err = <-exited
 		close(p.done)
 	}()
 	return p, nil
@@ -159,11 +163,10 @@ func runCmd(ctx context.Context, name string, args ...string) (stdout, stderr []
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, err := testserver.StartPinned(cmd)
+	if err != nil {
 		return nil, nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():

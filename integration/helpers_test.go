@@ -186,13 +186,14 @@ func startAmpfs(t *testing.T, srv *testserver.Server, bucket string, args ...str
 	// If the test binary dies (a -timeout panic), the mount still gets its
 	// SIGTERM and unmounts itself.
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := m.cmd.Start(); err != nil {
+	exited, err := testserver.StartPinned(m.cmd) // see StartPinned: Pdeathsig is per thread
+	if err != nil {
 		logFile.Close()
 		t.Fatalf("starting ampfs: %v", err)
 	}
 	logFile.Close()
 	go func() {
-		m.waitErr = m.cmd.Wait()
+		m.waitErr = <-exited
 		close(m.done)
 	}()
 	t.Cleanup(m.cleanup)

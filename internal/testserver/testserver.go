@@ -52,6 +52,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *os.File
+	done   <-chan error // the process's Wait result (StartPinned)
 
 	// A view made by As: the same server, other credentials. Stop and
 	// Restart act on root.
@@ -172,11 +173,12 @@ func (s *Server) start() {
 	cmd.Stderr = logf
 	// No server outlives a test binary killed by -timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, err := StartPinned(cmd)
+	if err != nil {
 		s.t.Fatalf("starting versitygw: %v", err)
 	}
 	s.mu.Lock()
-	s.cmd, s.log = cmd, logf
+	s.cmd, s.log, s.done = cmd, logf, done
 	s.mu.Unlock()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -200,14 +202,14 @@ func (s *Server) Stop() {
 		return
 	}
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, done := s.cmd, s.done
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	<-done
 	s.log.Close()
 }
 
