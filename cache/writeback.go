@@ -72,7 +72,7 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		return 0, err
 	}
 	gen, size := s.snapshot()
-	if err := s.f.Sync(); err != nil {
+	if err := datasync(s.f); err != nil {
 		return 0, fmt.Errorf("staging file: %w", err)
 	}
 	rec := record{Key: key, Staging: s.name(), Size: size, ContentType: opts.ContentType, Metadata: opts.Metadata, Committed: time.Now()}

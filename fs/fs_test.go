@@ -535,3 +535,25 @@ func TestLsLargeDirNoHeads(t *testing.T) {
 		t.Errorf("ls -l of 2,500 entries sent %d LISTs, want 3 pages", n)
 	}
 }
+
+// Files created in a directory this mount just made cost no lookup
+// requests: its listing is known to be empty.
+func TestNewDirectoryNeedsNoLookups(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	if err := os.Mkdir(m.path("new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.ResetCalls()
+	for i := range 5 {
+		if err := os.WriteFile(m.path(fmt.Sprintf("new/f%d", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.Calls(memstore.OpHeadObject) + b.Calls(memstore.OpListObjectsV2); n != 0 {
+		t.Errorf("creating 5 files in a new directory sent %d lookups", n)
+	}
+	if got := names(t, m.path("new")); len(got) != 5 {
+		t.Errorf("new = %q", got)
+	}
+}

@@ -485,7 +485,11 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	}
 	d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true})
 	d.note(name, &entry{dir: true})
-	return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
+	ch := d.child(ctx, name, entry{dir: true}, &out.Attr)
+	if nd, ok := ch.Operations().(*Dir); ok {
+		nd.createdEmpty()
+	}
+	return ch, 0
 }
 
 // Rmdir removes an empty directory's marker; ENOTEMPTY when any key, or
@@ -692,4 +696,17 @@ func (d *Dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // server when its call returns.
 func (d *Dir) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
 	return 0
+}
+
+// createdEmpty gives a directory this mount just made an empty listing:
+// for the TTL, the names created in it (tar, cp -r) are known to be new
+// without a HEAD and a LIST each; the mount's own changes keep the listing
+// up to date (note).
+func (d *Dir) createdEmpty() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.listing == nil {
+		d.listing = map[string]entry{}
+		d.listedAt = d.fsys.now()
+	}
 }
