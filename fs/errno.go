@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -59,6 +61,9 @@ func toErrno(err error) syscall.Errno {
 // see: an EIO loses the cause, so its cause is logged at error level.
 func (fsys *FS) errno(op, key string, err error) syscall.Errno {
 	e := toErrno(err)
+	if e != 0 && fsys.opts.OnErrno != nil && !(e == syscall.ENOENT && op == "lookup") {
+		fsys.opts.OnErrno(op, unix.ErrnoName(e))
+	}
 	switch e {
 	case 0, syscall.ENOENT, syscall.EINTR:
 	case syscall.EIO, syscall.ETIMEDOUT:

@@ -52,6 +52,9 @@ type Options struct {
 	SyncOnClose bool
 	// Logger receives all log lines. Zero value: no logging.
 	Logger zerolog.Logger
+	// OnErrno, when set, is told of every operation that fails, with the
+	// errno's name ("EIO"); lookups that find nothing are not counted.
+	OnErrno func(op, errno string)
 	// Presign, when set, makes a presigned GET URL for a key; it serves the
 	// user.ampfs.url xattr. Nil: that xattr is absent.
 	Presign func(ctx context.Context, key string, expires time.Duration) (string, error)

@@ -351,6 +351,13 @@ func TestMetrics(t *testing.T) {
 	}
 	run(t, "cmp", src, m.path("f1"))
 	run(t, "rm", m.path("f2"))
+	// A read of a file deleted on the server behind the mount's back: the
+	// GET's NotFound is counted as the read's ENOENT.
+	run(t, "cp", src, m.path("gone"))
+	deleteObject(t, srv, bucket, "gone")
+	if _, err := runErr(t, "cat", m.path("gone")); err == nil {
+		t.Fatal("reading a file deleted on the server succeeded")
+	}
 
 	fams := scrape(t, addr)
 	counts := proxy.Counts()
@@ -379,17 +386,26 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("latency histogram of %s does not count %v calls", c.op, got)
 		}
 	}
-	if got := sum(fams["ampfs_uploads_total"], nil); got != 3 {
-		t.Errorf("ampfs_uploads_total = %v, want 3", got)
+	if got := sum(fams["ampfs_uploads_total"], nil); got != 4 {
+		t.Errorf("ampfs_uploads_total = %v, want 4", got)
 	}
-	if got := sum(fams["ampfs_s3_body_bytes_total"], map[string]string{"direction": "upload"}); got != 3*64<<10 {
-		t.Errorf("upload bytes %v, want %d", got, 3*64<<10)
+	if got := sum(fams["ampfs_s3_body_bytes_total"], map[string]string{"direction": "upload"}); got != 4*64<<10 {
+		t.Errorf("upload bytes %v, want %d", got, 4*64<<10)
 	}
 	if _, ok := fams["ampfs_dirty_files"]; !ok {
 		t.Errorf("no ampfs_dirty_files")
 	}
 	if _, ok := fams["ampfs_cache_hits_total"]; !ok {
 		t.Errorf("no cache counters")
+	}
+	// At least one: the kernel may retry the read (or read ahead) once.
+	if got := sum(fams["ampfs_fs_errors_total"], map[string]string{"op": "read", "errno": "ENOENT"}); got < 1 || got > 3 {
+		t.Errorf("ampfs_fs_errors_total{op=read,errno=ENOENT} = %v, want 1 to 3", got)
+	}
+	for _, q := range []string{"ampfs_upload_queue_queued", "ampfs_upload_queue_uploading", "ampfs_upload_queue_failed", "ampfs_upload_pending_bytes"} {
+		if _, ok := fams[q]; !ok {
+			t.Errorf("no %s", q)
+		}
 	}
 }
 

@@ -240,6 +240,7 @@ func runMount(c *cli.Context) error {
 		SyncOnClose:   c.Bool("sync-on-close"),
 		Logger:        log,
 		Presign:       o.presign,
+		OnErrno:       o.onErrno(),
 	})
 	if err != nil {
 		return err

@@ -183,3 +183,11 @@ func (o *ops) close() {
 		o.metricsSv.Close()
 	}
 }
+
+// onErrno feeds the fs errno counter (nil without --metrics-addr).
+func (o *ops) onErrno() func(op, errno string) {
+	if o.metrics == nil {
+		return nil
+	}
+	return o.metrics.Errno
+}

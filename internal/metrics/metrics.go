@@ -37,6 +37,7 @@ type Metrics struct {
 	bytes    *prometheus.CounterVec   // direction
 	uploads  prometheus.Counter
 	upBytes  prometheus.Counter
+	errnos   *prometheus.CounterVec // op, errno
 }
 
 var _ metered.Observer = (*Metrics)(nil)
@@ -77,8 +78,12 @@ func New() *Metrics {
 		upBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "uploaded_file_bytes_total", Help: "Sizes of the files whose upload completed.",
 		}),
+		errnos: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "fs", Name: "errors_total",
+			Help: "File operations that failed, by operation and errno (ENOENT of lookups not counted).",
+		}, []string{"op", "errno"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.errors, m.attempts, m.retries, m.bytes, m.uploads, m.upBytes,
+	m.reg.MustRegister(m.requests, m.duration, m.errors, m.attempts, m.retries, m.bytes, m.uploads, m.upBytes, m.errnos,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every operation shows from the start, at 0, so rate() works from the
 	// first scrape.
@@ -186,4 +191,10 @@ func (s *Server) Close() {
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	<-s.done
+}
+
+// Errno counts a file operation that failed with errno (its name, e.g.
+// "EIO").
+func (m *Metrics) Errno(op, errno string) {
+	m.errnos.WithLabelValues(op, errno).Inc()
 }
