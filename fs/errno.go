@@ -67,9 +67,31 @@ func (fsys *FS) errno(op, key string, err error) syscall.Errno {
 	switch e {
 	case 0, syscall.ENOENT, syscall.EINTR:
 	case syscall.EIO, syscall.ETIMEDOUT:
-		fsys.log.Error().Str("op", op).Str("key", key).Err(err).Msg("I/O error")
+		fsys.log.Error().Str("op", op).Str("key", key).Err(err).Str("hint", hint(err)).Msg("I/O error")
 	default:
-		fsys.log.Warn().Str("op", op).Str("key", key).Err(err).Str("errno", e.Error()).Msg("operation failed")
+		fsys.log.Warn().Str("op", op).Str("key", key).Err(err).Str("errno", e.Error()).Str("hint", hint(err)).Msg("operation failed")
 	}
 	return e
+}
+
+// hint says what a user can do about an error, for its log line. (The
+// error itself carries the S3 operation, code and request id.)
+func hint(err error) string {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return "the S3 endpoint did not answer (after retries): check the network and the server; closed files stay journaled and are uploaded when it is back"
+	case errors.Is(err, store.ErrAccessDenied):
+		return "the bucket's policy denies this to these credentials: check the identity's rights"
+	case errors.Is(err, store.ErrBadCredentials):
+		return "the credentials were rejected or expired: run 'ampfs login' again, or check the AWS keys"
+	case errors.Is(err, store.ErrNoSuchBucket):
+		return "the bucket no longer exists"
+	case errors.Is(err, store.ErrPreconditionFailed):
+		return "the object changed on the server while open: reopen the file"
+	case errors.Is(err, store.ErrTooLarge):
+		return "S3 limits objects to 5 TiB"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the cache directory's disk is full: free space there or use --cache-dir elsewhere"
+	}
+	return ""
 }

@@ -49,3 +49,14 @@ func TestToErrno(t *testing.T) {
 		})
 	}
 }
+
+func TestHints(t *testing.T) {
+	for _, kind := range []error{store.ErrUnavailable, store.ErrAccessDenied, store.ErrBadCredentials, store.ErrNoSuchBucket, store.ErrPreconditionFailed} {
+		if hint(&store.OpError{Op: "GetObject", Kind: kind}) == "" {
+			t.Errorf("no hint for %v", kind)
+		}
+	}
+	if hint(errors.New("other")) != "" {
+		t.Error("a hint for an unknown error")
+	}
+}
