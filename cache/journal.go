@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ampfs/ampfs/internal/durable"
 )
 
 // record is one journal entry: a committed file whose upload has not
@@ -47,26 +47,10 @@ func (c *Cache) writeRecord(r record) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.journalDir(), ".record-*.tmp")
-	if err != nil {
+	if err := durable.WriteFile(c.recordPath(r.Key), data); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := datasync(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), c.recordPath(r.Key)); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return syncDir(c.journalDir())
+	return nil
 }
 
 func (c *Cache) removeRecord(key string) {
@@ -104,25 +88,4 @@ func (c *Cache) readJournal() ([]record, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// datasync is fdatasync(2): the data and what is needed to read it back
-// (the size), without the timestamps fsync would also write: one fewer
-// metadata write per commit on most file systems.
-func datasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ampfs/ampfs/internal/durable"
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -72,7 +73,7 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		return 0, err
 	}
 	gen, size := s.snapshot()
-	if err := datasync(s.f); err != nil {
+	if err := durable.Datasync(s.f); err != nil {
 		return 0, fmt.Errorf("staging file: %w", err)
 	}
 	rec := record{Key: key, Staging: s.name(), Size: size, ContentType: opts.ContentType, Metadata: opts.Metadata, Committed: time.Now()}

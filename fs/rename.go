@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/fs/access"
+	"github.com/ampfs/ampfs/internal/durable"
 	"github.com/ampfs/ampfs/store"
 )
 
@@ -284,29 +285,10 @@ func (fsys *FS) writeRename(rec renameRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".rename-*.tmp")
-	if err != nil {
+	if err := durable.WriteFile(fsys.renamePath(rec), data); err != nil {
 		return fmt.Errorf("rename journal: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err = tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), fsys.renamePath(rec))
-	}
-	if err != nil {
-		return fmt.Errorf("rename journal: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("rename journal: %w", err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 func (fsys *FS) removeRename(rec renameRecord) {
