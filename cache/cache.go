@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/rs/zerolog"
@@ -29,6 +30,10 @@ type Options struct {
 	MaxDirty int64
 	// UploadWorkers is how many files upload at once. Zero: 16.
 	UploadWorkers int
+	// Settle is how long a committed file waits before its upload is
+	// queued, so that the metadata changes right after a close (tar's
+	// utimes and chmod) go up with it. Zero: none.
+	Settle time.Duration
 	// DiskCacheDir, when set, keeps blocks evicted from memory in files
 	// there (see DiskCache). Zero: no disk cache.
 	DiskCacheDir string

@@ -57,6 +57,7 @@ type pending struct {
 	again              bool // committed again while uploading
 	canceled           bool // unlinked: drop, and delete what an upload in flight stores
 	retry              *time.Timer
+	settling           *time.Timer // waiting Options.Settle before it is queued
 }
 
 // changed wakes everyone waiting on upload progress; the caller holds wmu.
@@ -93,19 +94,48 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		defer old.Close()
 	}
 	p.opts, p.onDone, p.want, p.size, p.commitAt = opts, onDone, gen, size, rec.Committed
-	switch p.state {
-	case Uploading:
+	switch {
+	case p.state == Uploading:
 		p.again = true
-	case Queued:
+	case p.state == Queued: // in the queue, or settling
 	default:
 		if p.retry != nil {
 			p.retry.Stop()
 			p.retry = nil
 		}
-		c.enqueue(p)
+		c.settleThenEnqueue(p)
 	}
 	c.changed()
 	return gen, nil
+}
+
+// settleThenEnqueue queues p after Options.Settle: the chmod, utimes and
+// renames that follow a close (tar, cp -p, editors' save-and-rename) fold
+// into the same upload instead of costing a copy or a second upload each.
+// fsync (Wait) and Drain skip the wait. The caller holds wmu.
+func (c *Cache) settleThenEnqueue(p *pending) {
+	if c.opts.Settle <= 0 {
+		c.enqueue(p)
+		return
+	}
+	p.state = Queued // to Status and sync; the workers see it once settled
+	p.settling = time.AfterFunc(c.opts.Settle, func() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.settledLocked(p)
+	})
+}
+
+// settledLocked ends p's settling and queues it; the caller holds wmu.
+func (c *Cache) settledLocked(p *pending) {
+	if p.settling == nil {
+		return
+	}
+	p.settling.Stop()
+	p.settling = nil
+	if !p.canceled && c.pend[p.key] == p {
+		c.enqueue(p)
+	}
 }
 
 // waitDirtyRoom is the back-pressure of Options.MaxDirty.
@@ -140,6 +170,11 @@ func (c *Cache) enqueue(p *pending) {
 // error of the upload attempt that tried it (fsync's contract), or when ctx
 // ends.
 func (c *Cache) Wait(ctx context.Context, key string, gen uint64) error {
+	c.wmu.Lock()
+	if p := c.pend[key]; p != nil {
+		c.settledLocked(p) // fsync does not wait for others to settle
+	}
+	c.wmu.Unlock()
 	for {
 		c.wmu.Lock()
 		p := c.pend[key]
@@ -189,6 +224,10 @@ func (c *Cache) dropLocked(p *pending) {
 	p.canceled = true
 	if p.retry != nil {
 		p.retry.Stop()
+	}
+	if p.settling != nil {
+		p.settling.Stop()
+		p.settling = nil
 	}
 	delete(c.pend, p.key)
 	for i, q := range c.queue {
@@ -250,6 +289,11 @@ func (c *Cache) Status() []UploadStatus {
 // Drain waits until nothing is pending, or ctx ends; then it reports how
 // many uploads are left (they stay journaled for the next mount).
 func (c *Cache) Drain(ctx context.Context) error {
+	c.wmu.Lock()
+	for _, p := range c.pend {
+		c.settledLocked(p)
+	}
+	c.wmu.Unlock()
 	for {
 		c.wmu.Lock()
 		n := len(c.pend)

@@ -213,3 +213,42 @@ func TestStreamingUpload(t *testing.T) {
 		t.Errorf("multipart uploads left: %v", ups)
 	}
 }
+
+// Changes committed while a file settles go up in one upload: tar's
+// utimes after close costs no second request.
+func TestSettleFoldsRecommits(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	c, err := New(Options{Bucket: b, StagingDir: filepath.Join(t.TempDir(), "s"), Settle: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s, _ := commit(t, c, "f", []byte("data"))
+	defer s.Close()
+	if st := c.Status(); len(st) != 1 || st[0].State != Queued {
+		t.Fatalf("settling file's status = %+v", st)
+	}
+	gen, err := c.Commit(context.Background(), "f", s, store.PutOptions{Metadata: map[string]string{"mtime": "42"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.Calls(memstore.OpPutObject); n != 1 {
+		t.Errorf("%d PUTs for a file committed twice while settling, want 1", n)
+	}
+	if _, info, _ := b.Object("f"); info.Metadata["mtime"] != "42" {
+		t.Errorf("metadata = %v, want the second commit's", info.Metadata)
+	}
+	// fsync does not wait for the settle time.
+	s2, gen2 := commit(t, c, "g", []byte("x"))
+	defer s2.Close()
+	start := time.Now()
+	if err := c.Wait(context.Background(), "g", gen2); err != nil || time.Since(start) > 150*time.Millisecond {
+		t.Errorf("Wait took %v (%v)", time.Since(start), err)
+	}
+	_ = gen
+}
