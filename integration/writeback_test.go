@@ -94,8 +94,9 @@ func TestKillDuringUntar(t *testing.T) {
 	src := filepath.Join(strings.TrimSpace(run(t, "go", "env", "GOROOT")), "src", "net", "http")
 	tarball := filepath.Join(t.TempDir(), "tree.tar")
 	run(t, "tar", "-C", filepath.Dir(src), "-cf", tarball, filepath.Base(src))
-	// A slow link: uploads are still running when the crash comes.
-	m := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir, "--upload-workers", "1")...)
+	// Uploads held back (a long --settle): every closed file is still only
+	// journaled when the crash comes.
+	m := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir, "--settle", "1h")...)
 	start := time.Now()
 	run(t, "tar", "-C", m.dir, "-xf", tarball)
 	run(t, "sync")
@@ -103,9 +104,17 @@ func TestKillDuringUntar(t *testing.T) {
 	t.Logf("untar took %v; %d uploads pending at the kill", time.Since(start).Round(time.Millisecond), strings.Count(status, "\n"))
 	m.kill9()
 
+	if strings.HasPrefix(status, "nothing pending") {
+		t.Fatalf("nothing was pending at the kill: the test proves nothing")
+	}
+	for _, k := range listKeys(t, srv, bucket, "") {
+		if !strings.HasSuffix(k, "/") { // directory markers are written at mkdir
+			t.Fatalf("file %s reached the server before the kill; want none", k)
+		}
+	}
 	m2 := mountAmpfs(t, srv, bucket, append(writeBack, "--cache-dir", cacheDir)...)
-	if !m2.logged("resuming uploads journaled by an earlier run") && !strings.HasPrefix(status, "nothing pending") {
-		t.Errorf("the remount resumed nothing although %q was pending", status)
+	if !m2.logged("resuming uploads journaled by an earlier run") {
+		t.Errorf("the remount resumed nothing although %d files were pending", strings.Count(status, "\n"))
 	}
 	run(t, ampfsBin, "sync", m2.dir)
 	run(t, "diff", "-r", src, m2.path(filepath.Base(src)))
