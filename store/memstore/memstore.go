@@ -52,17 +52,17 @@ import (
 // Operation names, as in store.OpError.Op, for SetFault, Calls and
 // Options.Fault.
 const (
-	OpHeadBucket              = "HeadBucket"
-	OpHeadObject              = "HeadObject"
-	OpListObjectsV2           = "ListObjectsV2"
-	OpGetObject               = "GetObject"
-	OpPutObject               = "PutObject"
-	OpDeleteObject            = "DeleteObject"
-	OpCopyObject              = "CopyObject"
-	OpCreateMultipartUpload   = "CreateMultipartUpload"
-	OpUploadPart              = "UploadPart"
-	OpCompleteMultipartUpload = "CompleteMultipartUpload"
-	OpAbortMultipartUpload    = "AbortMultipartUpload"
+	OpHeadBucket              = store.OpHeadBucket
+	OpHeadObject              = store.OpHeadObject
+	OpListObjectsV2           = store.OpListObjectsV2
+	OpGetObject               = store.OpGetObject
+	OpPutObject               = store.OpPutObject
+	OpDeleteObject            = store.OpDeleteObject
+	OpCopyObject              = store.OpCopyObject
+	OpCreateMultipartUpload   = store.OpCreateMultipartUpload
+	OpUploadPart              = store.OpUploadPart
+	OpCompleteMultipartUpload = store.OpCompleteMultipartUpload
+	OpAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
 
 // defaultContentType is what S3 reports for an object stored without one.

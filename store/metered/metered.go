@@ -28,17 +28,17 @@ type Observer interface {
 
 // S3 operation names, as the calls are labelled.
 const (
-	OpHeadBucket              = "HeadBucket"
-	OpHeadObject              = "HeadObject"
-	OpListObjectsV2           = "ListObjectsV2"
-	OpGetObject               = "GetObject"
-	OpPutObject               = "PutObject"
-	OpDeleteObject            = "DeleteObject"
-	OpCopyObject              = "CopyObject"
-	OpCreateMultipartUpload   = "CreateMultipartUpload"
-	OpUploadPart              = "UploadPart"
-	OpCompleteMultipartUpload = "CompleteMultipartUpload"
-	OpAbortMultipartUpload    = "AbortMultipartUpload"
+	OpHeadBucket              = store.OpHeadBucket
+	OpHeadObject              = store.OpHeadObject
+	OpListObjectsV2           = store.OpListObjectsV2
+	OpGetObject               = store.OpGetObject
+	OpPutObject               = store.OpPutObject
+	OpDeleteObject            = store.OpDeleteObject
+	OpCopyObject              = store.OpCopyObject
+	OpCreateMultipartUpload   = store.OpCreateMultipartUpload
+	OpUploadPart              = store.OpUploadPart
+	OpCompleteMultipartUpload = store.OpCompleteMultipartUpload
+	OpAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
 
 // Ops lists every operation name the decorator reports.

@@ -12,17 +12,17 @@ import (
 
 // Operation names used in store.OpError.Op; the S3 API names.
 const (
-	opHeadBucket              = "HeadBucket"
-	opHeadObject              = "HeadObject"
-	opListObjectsV2           = "ListObjectsV2"
-	opGetObject               = "GetObject"
-	opPutObject               = "PutObject"
-	opDeleteObject            = "DeleteObject"
-	opCopyObject              = "CopyObject"
-	opCreateMultipartUpload   = "CreateMultipartUpload"
-	opUploadPart              = "UploadPart"
-	opCompleteMultipartUpload = "CompleteMultipartUpload"
-	opAbortMultipartUpload    = "AbortMultipartUpload"
+	opHeadBucket              = store.OpHeadBucket
+	opHeadObject              = store.OpHeadObject
+	opListObjectsV2           = store.OpListObjectsV2
+	opGetObject               = store.OpGetObject
+	opPutObject               = store.OpPutObject
+	opDeleteObject            = store.OpDeleteObject
+	opCopyObject              = store.OpCopyObject
+	opCreateMultipartUpload   = store.OpCreateMultipartUpload
+	opUploadPart              = store.OpUploadPart
+	opCompleteMultipartUpload = store.OpCompleteMultipartUpload
+	opAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
 
 // codeKinds maps S3 error codes
