@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -146,23 +147,13 @@ func logoutCommand() *cli.Command {
 		Name:  "logout",
 		Usage: "revoke and delete the stored session",
 		Flags: append(cognitoFlags(), logFlags()...),
-		Action: func(c *cli.Context) error {
-			log, err := newLogger(c, os.Stderr)
-			if err != nil {
-				return err
-			}
-			s, err := storedSession(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(c.Context, cognitoTimeout)
-			defer cancel()
+		Action: withSession(func(ctx context.Context, s *auth.StoredSession, log zerolog.Logger) error {
 			if err := auth.Logout(ctx, s, log); err != nil {
 				return userErrorf("%v", err)
 			}
 			fmt.Printf("Signed out %s.\n", s.Username)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -171,17 +162,7 @@ func whoamiCommand() *cli.Command {
 		Name:  "whoami",
 		Usage: "show the signed-in user, identity id and credential expiry",
 		Flags: append(cognitoFlags(), logFlags()...),
-		Action: func(c *cli.Context) error {
-			log, err := newLogger(c, os.Stderr)
-			if err != nil {
-				return err
-			}
-			s, err := storedSession(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(c.Context, cognitoTimeout)
-			defer cancel()
+		Action: withSession(func(ctx context.Context, s *auth.StoredSession, log zerolog.Logger) error {
 			sess, err := auth.Resume(ctx, s, log)
 			if err != nil {
 				return userErrorf("%s: %v", s.Username, err)
@@ -194,7 +175,7 @@ func whoamiCommand() *cli.Command {
 			fmt.Printf("user pool    %s (%s)\ncredentials  expire %s (in %s)\n", s.Pool.UserPoolID, s.Pool.Region,
 				exp.Local().Format(time.RFC3339), time.Until(exp).Round(time.Second))
 			return nil
-		},
+		}),
 	}
 }
 
@@ -262,4 +243,23 @@ func (p *prompter) secret(prompt string) (string, error) {
 		return "", userErrorf("reading the password: %v", err)
 	}
 	return string(b), nil
+}
+
+// withSession is the common start of the commands that act on the stored
+// session (logout, whoami): the logger, the session --config/--user name,
+// and a bounded context for Cognito.
+func withSession(f func(ctx context.Context, s *auth.StoredSession, log zerolog.Logger) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		log, err := newLogger(c, os.Stderr)
+		if err != nil {
+			return err
+		}
+		s, err := storedSession(c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.Context, cognitoTimeout)
+		defer cancel()
+		return f(ctx, s, log)
+	}
 }
