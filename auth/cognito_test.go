@@ -2,9 +2,11 @@ package auth
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/rs/zerolog"
 
 	"github.com/ampfs/ampfs/internal/fakecognito"
@@ -149,5 +151,41 @@ func TestLogoutRevokes(t *testing.T) {
 	}
 	if _, err := Resume(t.Context(), stored, zerolog.Nop()); !errors.Is(err, ErrSessionExpired) {
 		t.Errorf("resume after logout: %v", err)
+	}
+}
+
+// An id token the client still thinks valid but the identity pool finds
+// expired (its clock ahead, or a token issued with seconds to live) is
+// renewed and the credentials asked for once more, not turned into a
+// refused sign-in. The CI failure of 2026-11-27: a 3 s token, a loaded
+// machine, and `ls` got EACCES.
+func TestIDTokenRefusedAsExpiredIsRenewed(t *testing.T) {
+	var mu sync.Mutex
+	ahead := time.Duration(0)
+	poolNow := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(ahead)
+	}
+	srv, pool := startCognito(t, fakecognito.Options{Now: poolNow, TokenTTL: time.Minute, CredentialsTTL: time.Minute})
+	stored, err := Login(t.Context(), pool, "alice", "Correct-Horse-1", SignInOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := Resume(t.Context(), stored, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	ahead = 2 * time.Minute // every token issued so far is expired for the pool
+	mu.Unlock()
+	before := srv.Calls("InitiateAuth")
+	sess.Credentials.(*aws.CredentialsCache).Invalidate()
+	c, err := sess.Credentials.Retrieve(t.Context())
+	if err != nil || c.AccessKeyID != "AKALICE" {
+		t.Fatalf("retrieve with an id token the pool finds expired: %v", err)
+	}
+	if n := srv.Calls("InitiateAuth") - before; n != 1 {
+		t.Errorf("the id token was renewed %d times, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
+	citypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentity/types"
 	"github.com/rs/zerolog"
 )
 
@@ -27,6 +28,12 @@ func (c *clients) identityID(ctx context.Context, p Pool, idToken string) (strin
 }
 
 func identityError(err error, p Pool) error {
+	var notAuth *citypes.NotAuthorizedException
+	if errors.As(err, &notAuth) {
+		// The identity pool's own type (not the user pool's that
+		// signInError knows): a login it does not accept.
+		return fmt.Errorf("the identity pool %s refused the sign-in (%s): run 'ampfs login' again, or check that it trusts the user pool", p.IdentityPoolID, notAuth.ErrorMessage())
+	}
 	err = signInError(err, p)
 	if errors.Is(err, ErrWrongPassword) {
 		// The identity pool refusing a login means the token is stale or
@@ -64,22 +71,25 @@ const idTokenMargin = 30 * time.Second
 func (p *provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	in := &cognitoidentity.GetCredentialsForIdentityInput{IdentityId: aws.String(p.ident)}
 	if !p.guest {
-		p.mu.Lock()
-		t := p.tokens
-		p.mu.Unlock()
-		if t == nil || timeNow().Add(margin(idTokenMargin, t.Expires)).After(t.Expires) {
-			nt, err := p.c.refresh(ctx, p.pool, p.refTok)
-			if err != nil {
-				return aws.Credentials{}, err
-			}
-			p.mu.Lock()
-			p.tokens, t = nt, nt
-			p.mu.Unlock()
-			p.log.Debug().Time("expires", nt.Expires).Msg("renewed the id token")
+		tok, err := p.idToken(ctx, false)
+		if err != nil {
+			return aws.Credentials{}, err
 		}
-		in.Logins = map[string]string{p.pool.loginKey(): t.IDToken}
+		in.Logins = map[string]string{p.pool.loginKey(): tok}
 	}
 	out, err := p.c.id.GetCredentialsForIdentity(ctx, in)
+	var notAuth *citypes.NotAuthorizedException
+	if err != nil && !p.guest && errors.As(err, &notAuth) {
+		// The pool found the id token expired after all (its clock, or
+		// a token issued with seconds to live): renew it and ask once more.
+		p.log.Debug().Str("reason", notAuth.ErrorMessage()).Msg("the identity pool refused the id token; renewing it")
+		tok, rerr := p.idToken(ctx, true)
+		if rerr != nil {
+			return aws.Credentials{}, rerr
+		}
+		in.Logins = map[string]string{p.pool.loginKey(): tok}
+		out, err = p.c.id.GetCredentialsForIdentity(ctx, in)
+	}
 	if err != nil {
 		return aws.Credentials{}, identityError(err, p.pool)
 	}
@@ -102,6 +112,26 @@ func (p *provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		// signed with fresh credentials.
 		Expires: exp.Add(-margin(5*time.Minute, exp)),
 	}, nil
+}
+
+// idToken returns an id token with time to live, renewed with the refresh
+// token when it is close to expiry, or when force is set.
+func (p *provider) idToken(ctx context.Context, force bool) (string, error) {
+	p.mu.Lock()
+	t := p.tokens
+	p.mu.Unlock()
+	if !force && t != nil && !timeNow().Add(margin(idTokenMargin, t.Expires)).After(t.Expires) {
+		return t.IDToken, nil
+	}
+	nt, err := p.c.refresh(ctx, p.pool, p.refTok)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.tokens = nt
+	p.mu.Unlock()
+	p.log.Debug().Time("expires", nt.Expires).Msg("renewed the id token")
+	return nt.IDToken, nil
 }
 
 // margin is how long before expiry to renew: max, or a fifth of the time
