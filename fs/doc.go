@@ -39,14 +39,19 @@
 // A listing carries size, ETag and LastModified but no user metadata.
 // Metadata read by a HEAD or written here is remembered by key and ETag
 // (and LastModified), so listings of known objects are exact at no cost.
-// For objects nobody has seen, a readdir sends HEADs, 32 at a time, only
-// when there are at most 256 of them (metaHeadBudget): small directories
-// (a source tree, what s3fs wrote) show their stored modes, times and
-// symlinks at once; a large directory of unseen objects shows the
-// defaults and LastModified, and `ls -l` of 2,500 objects costs its 3
-// LIST pages (measured: 4 LIST and 1 HEAD, the directory's own lookup).
-// Such an entry shows its stored metadata once it is looked up on its
-// own (after the listing's TTL), opened for a change, or its xattrs read.
+// For objects nobody has seen, a readdir sends no HEAD: their entries go
+// out without attributes, and the first stat of one of them reads the
+// metadata of all the unknown entries of its kind (files, or directories)
+// in that listing, 32 HEADs at a time, when there are at most 256 of them
+// (metaHeadBudget; meta_lazy.go). So find and du cost their LIST pages
+// plus one HEAD per directory marker; ls -l, cp -a and rsync of a small
+// directory see stored modes, times and symlinks; a large directory of
+// unseen objects shows the defaults and LastModified, and `ls -l` of
+// 2,500 objects costs its 3 LIST pages (measured: 4 LIST and 1 HEAD, the
+// directory's own lookup). Such an entry shows its stored metadata once
+// it is looked up on its own (after the listing's TTL), opened for a
+// change, or its xattrs read. Until a symlink another client wrote is
+// stat'ed, getdents calls it a regular file (find -type l misses it).
 // We chose this over a HEAD per entry (s3fs's way: 2,500 HEADs for that
 // ls) and over a side index object (not written by s3fs, so never
 // trustworthy for a shared bucket).

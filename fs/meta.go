@@ -237,9 +237,10 @@ func (c *metaCache) forgetDir(key string) {
 	c.mu.Unlock()
 }
 
-// metaHeadBudget is the most unknown entries a readdir reads metadata for
-// with HEADs (metaHeadParallel at a time). A directory with more entries
-// nobody has seen shows the listing's defaults for them (mode from
+// metaHeadBudget is the most entries of one kind (files, or directories)
+// whose metadata a directory's first stat reads with HEADs
+// (metaHeadParallel at a time); see meta_lazy.go. A directory with more
+// entries nobody has seen shows the listing's defaults for them (mode from
 // Options.FileMode, mtime = LastModified) until each is looked up on its
 // own: `ls -l` of a large directory stays at its LIST pages (see doc.go,
 // "Metadata without a HEAD per entry").
@@ -248,45 +249,32 @@ const (
 	metaHeadParallel = 32
 )
 
-// fetchMeta fills in the metadata of entries (the listing of directory p)
-// that the cache does not know, when they are few enough; see
-// metaHeadBudget. Failures leave the defaults: a listing never fails
-// because one HEAD did.
-func (fsys *FS) fetchMeta(ctx context.Context, p string, entries map[string]entry) {
-	var files, dirs []string
-	for name, e := range entries {
-		if e.dir {
-			if _, ok := fsys.metas.lookupDir(fsys.dirKey(childOf(p, name))); !ok {
-				dirs = append(dirs, name)
-			}
-			continue
-		}
-		if e.known || e.info.ETag == "" {
-			continue
-		}
-		if md, ok := fsys.metas.lookup(e.info); ok {
-			e.md, e.known = md, true
-			entries[name] = e
-			continue
-		}
-		files = append(files, name)
-	}
-	if n := len(files) + len(dirs); n == 0 || n > metaHeadBudget {
-		return
-	}
+// fetchMeta reads the metadata of every entry in todo (entries of
+// directory p) with HEADs in parallel: files into todo and the cache,
+// directories (their markers) into the cache. Failures leave the
+// defaults: a stat never fails because a neighbour's HEAD did.
+func (fsys *FS) fetchMeta(ctx context.Context, p string, todo map[string]entry) {
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(metaHeadParallel)
-	for _, name := range dirs {
-		g.Go(func() error {
-			fsys.loadDirMeta(gctx, fsys.dirKey(childOf(p, name)))
-			return nil
-		})
+	type named struct {
+		name string
+		e    entry
 	}
-	for _, name := range files {
-		mu.Lock()
-		key := entries[name].info.Key
-		mu.Unlock()
+	list := make([]named, 0, len(todo))
+	for name, e := range todo {
+		list = append(list, named{name, e})
+	}
+	for _, ne := range list {
+		name, e := ne.name, ne.e
+		if e.dir {
+			g.Go(func() error {
+				fsys.loadDirMeta(gctx, fsys.dirKey(childOf(p, name)))
+				return nil
+			})
+			continue
+		}
+		key := e.info.Key
 		g.Go(func() error {
 			head, err := fsys.bucket.Head(gctx, key)
 			if err != nil {
@@ -294,9 +282,9 @@ func (fsys *FS) fetchMeta(ctx context.Context, p string, entries map[string]entr
 			}
 			md, _ := fsys.metaOf(head)
 			mu.Lock()
-			if e := entries[name]; e.info.ETag == head.ETag {
+			if e := todo[name]; e.info.ETag == head.ETag {
 				e.md, e.known = md, true
-				entries[name] = e
+				todo[name] = e
 			}
 			mu.Unlock()
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -206,10 +207,8 @@ func TestSymlink(t *testing.T) {
 	if got := names(t, m2.path("dir")); !slices.Equal(got, []string{"s3fslink"}) {
 		t.Errorf("dir = %q", got)
 	}
-	ents, _ := os.ReadDir(m2.path("dir"))
-	if len(ents) != 1 || ents[0].Type() != os.ModeSymlink {
-		t.Errorf("readdir type %v", ents)
-	}
+	// Before anything stats it, getdents has only the listing's type
+	// (meta_lazy.go); once stat'ed, the link is a link in getdents too.
 	for _, p := range []string{"dir/s3fslink", "link"} {
 		st := lstat(t, m2.path(p))
 		if st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
@@ -218,6 +217,9 @@ func TestSymlink(t *testing.T) {
 	}
 	if got, err := os.Readlink(m2.path("dir/s3fslink")); err != nil || got != "/etc/hostname" {
 		t.Errorf("readlink of s3fs link = %q, %v", got, err)
+	}
+	if ents, _ := os.ReadDir(m2.path("dir")); len(ents) != 1 || ents[0].Type() != os.ModeSymlink {
+		t.Errorf("readdir type after a stat: %v", ents)
 	}
 	// Renamed and removed like files.
 	if err := os.Rename(m2.path("link"), m2.path("dir/moved")); err != nil {
@@ -318,5 +320,40 @@ func TestMtimeFormat(t *testing.T) {
 	if got := decodeXattrs(encodeXattrs(x)); len(got) != 1 || string(got["user.a"]) != "1" {
 		// A name with ',' does not survive s3fs's format either.
 		t.Logf("decode(encode) = %q", got)
+	}
+}
+
+// A walk that needs only names and types (find, du -s, filepath.WalkDir)
+// sends no HEAD per file: at most one per directory, for its marker's
+// metadata. A stat of one file then reads its directory's files together.
+func TestWalkSendsNoHeadPerFile(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	const dirs, files = 4, 12
+	for d := range dirs {
+		for f := range files {
+			put(t, b, fmt.Sprintf("t/d%d/f%02d", d, f), []byte("x"))
+		}
+	}
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute})
+	b.ResetCalls()
+	n := 0
+	err := filepath.WalkDir(m.path("t"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil || n != dirs*files {
+		t.Fatalf("walk: %d files, %v", n, err)
+	}
+	if heads := b.Calls(memstore.OpHeadObject); heads > dirs+1 {
+		t.Errorf("a walk of %d files in %d directories sent %d HEADs; want at most one per directory", n, dirs, heads)
+	}
+	b.ResetCalls()
+	if _, err := os.Lstat(m.path("t/d0/f00")); err != nil {
+		t.Fatal(err)
+	}
+	if heads := b.Calls(memstore.OpHeadObject); heads != files {
+		t.Errorf("the first stat in a listed directory sent %d HEADs, want %d (its files, together)", heads, files)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/fs/access"
@@ -29,6 +30,15 @@ type Dir struct {
 	listedAt time.Time
 	// streams counts readdirs of the listing still open. GUARDED_BY(mu)
 	streams int
+	// listGen counts listings; unknown counts the listing's entries
+	// without metadata by kind, metaTried the kinds whose metadata was
+	// read for it (meta_lazy.go). GUARDED_BY(mu)
+	listGen   uint64
+	unknown   [2]int
+	metaTried [2]bool
+	// metaFetch makes the lookups that want a listing's metadata share
+	// one read.
+	metaFetch singleflight.Group
 }
 
 // entry is what a listing or a stat says a name is.
@@ -115,6 +125,13 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 	e, ok, fresh := d.cached(name)
 	if fresh && !ok {
 		return nil, syscall.ENOENT
+	}
+	if fresh && d.needsMeta(name, &e) {
+		// The first stat of a listed entry: read its kind's metadata.
+		d.loadListingMeta(ctx, kindOf(e))
+		if e2, ok2, fresh2 := d.cached(name); fresh2 && ok2 {
+			e = e2
+		}
 	}
 	if !fresh {
 		var err error
@@ -416,11 +433,13 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 			}
 		}
 	}
-	if d.fsys.layout.Classify(p) != Virtual {
-		d.fsys.fetchMeta(ctx, p, entries)
-	}
+	// The listing answers lookups while the directory is being read (ls
+	// -l looks up every entry it gets) and for the TTL after that. From
+	// here on it is only touched under d.mu.
+	d.setListing(entries)
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
+	d.mu.Lock()
 	for name, e := range entries {
 		mode := uint32(syscall.S_IFREG)
 		switch {
@@ -431,18 +450,15 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		}
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
 	}
-	// The listing answers lookups while the directory is being read (ls
-	// -l looks up every entry it gets) and for the TTL after that. From
-	// here on it is only touched under d.mu.
-	d.mu.Lock()
-	d.listing = entries
-	d.listedAt = time.Time{}
-	d.streams++
+	listed := func(name string) bool { _, ok := entries[name]; return ok }
 	d.mu.Unlock()
 	// Files created here but not uploaded yet are shown too.
 	for name, ch := range d.Children() {
 		if f, ok := ch.Operations().(*File); ok && f.hasLocalData() {
-			if _, listed := entries[name]; !listed {
+			d.mu.Lock()
+			in := listed(name)
+			d.mu.Unlock()
+			if !in {
 				list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 			}
 		}
@@ -455,6 +471,14 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 type dirStream struct {
 	fusefs.DirStream
 	d *Dir
+}
+
+// Seekdir passes rewinddir and seekdir on to the list.
+func (s *dirStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if sd, ok := s.DirStream.(fusefs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
 }
 
 func (s *dirStream) Close() {
