@@ -79,6 +79,9 @@ type FS struct {
 
 	// metas remembers objects' metadata (meta.go); it has its own lock.
 	metas *metaCache
+	// prefetch holds listings fetched ahead for walkers (prefetch.go); it
+	// has its own lock.
+	prefetch *prefetcher
 
 	mu sync.Mutex
 	// dirty holds files with staged data not yet on the server, so a
@@ -110,16 +113,17 @@ func New(opts Options) (*FS, error) {
 		opts.Layout = RawLayout(opts.Prefix)
 	}
 	return &FS{
-		opts:   opts,
-		bucket: opts.Bucket,
-		cache:  opts.Cache,
-		log:    opts.Logger,
-		now:    opts.Now,
-		layout: opts.Layout,
-		ttl:    opts.MetadataTTL,
-		start:  opts.Now(),
-		dirty:  map[*File]struct{}{},
-		metas:  newMetaCache(),
+		opts:     opts,
+		bucket:   opts.Bucket,
+		cache:    opts.Cache,
+		log:      opts.Logger,
+		now:      opts.Now,
+		layout:   opts.Layout,
+		ttl:      opts.MetadataTTL,
+		start:    opts.Now(),
+		dirty:    map[*File]struct{}{},
+		metas:    newMetaCache(),
+		prefetch: newPrefetcher(),
 	}, nil
 }
 

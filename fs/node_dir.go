@@ -65,6 +65,8 @@ func (d *Dir) childPath(name string) string {
 // rest of the listing keeps answering lookups (no request per new name
 // while untarring, say).
 func (d *Dir) note(name string, e *entry) {
+	d.fsys.dropPrefetched(d.path())
+	d.fsys.dropPrefetched(d.childPath(name))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.listing == nil {
@@ -373,13 +375,12 @@ func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 // dirContentType is what s3fs gives directory markers.
 const dirContentType = "application/x-directory"
 
-// list reads the whole directory from the server, all pages.
-func (d *Dir) list(ctx context.Context) (map[string]entry, error) {
-	prefix := d.key()
+// listDir reads the directory at key prefix from the server, all pages.
+func (fsys *FS) listDir(ctx context.Context, prefix string) (map[string]entry, error) {
 	entries := map[string]entry{}
 	in := store.ListInput{Prefix: prefix, Delimiter: "/"}
 	for {
-		page, err := d.fsys.bucket.List(ctx, in)
+		page, err := fsys.bucket.List(ctx, in)
 		if err != nil {
 			return nil, err
 		}
@@ -416,10 +417,14 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		if !d.fsys.dirRights(p).Has(access.List) {
 			return nil, syscall.EACCES
 		}
-		var err error
-		if entries, err = d.list(ctx); err != nil {
-			return nil, d.fsys.errno("readdir", d.key(), err)
+		var ok bool
+		if entries, ok = d.fsys.takePrefetched(ctx, p); !ok {
+			var err error
+			if entries, err = d.fsys.listDir(ctx, d.key()); err != nil {
+				return nil, d.fsys.errno("readdir", d.key(), err)
+			}
 		}
+		d.walkStep()
 	}
 	// The layout's own directories: the top level, the user's own id.
 	for _, name := range d.fsys.layout.Children(p) {

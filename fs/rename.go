@@ -140,6 +140,7 @@ func (d *Dir) renameDir(ctx context.Context, src *Dir, name string, nd *Dir, new
 		// (a copy of a multipart object has a new ETag).
 		updateMoved(&src.Inode, "", infos)
 	}
+	d.fsys.dropAllPrefetched() // paths below both names changed
 	d.note(name, nil)
 	nd.note(newName, &entry{dir: true})
 	return 0
