@@ -175,6 +175,28 @@ func (d *Dir) walkStep() {
 	}
 }
 
+// prefetchDirMeta reads the marker metadata of the subdirectories in a
+// prefetched listing of p: the walker stats each of them before reading
+// it, and would otherwise wait for those HEADs (meta_lazy.go) then.
+func (fsys *FS) prefetchDirMeta(ctx context.Context, p string, entries map[string]entry) {
+	todo := map[string]entry{}
+	for name, e := range entries {
+		if !e.dir {
+			continue
+		}
+		cp := path.Join(p, name)
+		if fsys.layout.Classify(cp) != Real {
+			continue
+		}
+		if _, ok := fsys.metas.lookupDir(fsys.dirKey(cp)); !ok {
+			todo[name] = e
+		}
+	}
+	if len(todo) > 0 && len(todo) <= metaHeadBudget {
+		fsys.fetchMeta(ctx, p, todo)
+	}
+}
+
 // prefetchListings lists the directories at paths, a few at a time, in
 // the order a walker reads them.
 func (fsys *FS) prefetchListings(paths []string) {
