@@ -175,6 +175,53 @@ func workloads() []workload {
 			},
 		},
 		{
+			// Four large writers at once: the write-back's memory bound
+			// (peak RSS in the cost table) and its throughput.
+			name:    "seqwrite4",
+			bucket:  bucketWrite,
+			metrics: []metric{{"mibps", "seqwrite4 (MiB/s, 4 files at once, until durable)", true}},
+			prep:    func(ctx context.Context, _ *benchEnv, c *s3.Client) error { return emptyBucket(ctx, c, bucketWrite) },
+			onFS: func(ctx context.Context, env *benchEnv, mnt string, c *s3.Client) (map[string]float64, error) {
+				n := int64(env.Sizes.WriteMiB) * mib
+				want := map[string]int64{}
+				var wg sync.WaitGroup
+				errs := make([]error, 4)
+				t0 := time.Now()
+				for i := range 4 {
+					name := fmt.Sprintf("seqwrite%d.bin", i)
+					want[name] = n
+					wg.Go(func() {
+						_, _, errs[i] = runCmd(ctx, "dd", "if="+env.BigSrc, "of="+filepath.Join(mnt, name),
+							"bs=1M", fmt.Sprintf("count=%d", env.Sizes.WriteMiB))
+					})
+				}
+				wg.Wait()
+				for _, err := range errs {
+					if err != nil {
+						return nil, err
+					}
+				}
+				if err := waitObjects(ctx, c, bucketWrite, "seqwrite", want); err != nil {
+					return nil, err
+				}
+				return map[string]float64{"mibps": mibps(4*n, time.Since(t0))}, nil
+			},
+			onSDK: sdkSeqwrite4,
+			verify: func(ctx context.Context, env *benchEnv, _ string, c *s3.Client) error {
+				for i := range 4 {
+					name := fmt.Sprintf("seqwrite%d.bin", i)
+					got, err := objectSHA(ctx, c, bucketWrite, name)
+					if err != nil {
+						return err
+					}
+					if got != env.WriteSum {
+						return fmt.Errorf("%s: checksum differs", name)
+					}
+				}
+				return nil
+			},
+		},
+		{
 			name:    "smallfiles",
 			bucket:  bucketWrite,
 			metrics: []metric{{"s", "smallfiles (s, cp -r until durable)", false}, {"fps", "smallfiles (files/s)", true}},
