@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -200,7 +201,13 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 	for _, o := range keys {
 		rel := strings.TrimPrefix(o.Key, rec.Src)
 		g.Go(func() error {
-			info, err := fsys.bucket.Copy(gctx, o.Key, rec.Dst+rel, store.CopyOptions{})
+			var info store.ObjectInfo
+			var err error
+			if strings.HasSuffix(o.Key, "/") && o.Size == 0 {
+				info, err = fsys.copyMarker(gctx, o.Key, rec.Dst+rel)
+			} else {
+				info, err = fsys.bucket.Copy(gctx, o.Key, rec.Dst+rel, store.CopyOptions{})
+			}
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // deleted meanwhile (or by a finished earlier attempt)
 			}
@@ -226,6 +233,30 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 		})
 	}
 	return infos, g.Wait()
+}
+
+// copyMarker copies a directory marker (an empty "dir/" object) as a new
+// empty object with the same metadata, HEAD then PUT, rather than with
+// CopyObject: versitygw's posix backend keeps a marker as a directory and
+// refuses to copy it (DirectoryObjectContainsData: it takes the
+// directory's st_size for the body), which made every rename of a
+// directory made by mkdir fail with EINVAL there. On S3 the result is the
+// same object.
+func (fsys *FS) copyMarker(ctx context.Context, src, dst string) (store.ObjectInfo, error) {
+	head, err := fsys.bucket.Head(ctx, src)
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	ct := head.ContentType
+	if ct == "" {
+		ct = dirContentType
+	}
+	info, err := fsys.bucket.Put(ctx, dst, bytes.NewReader(nil), 0, store.PutOptions{ContentType: ct, Metadata: head.Metadata})
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	info.Key, info.Size = dst, 0
+	return info, nil
 }
 
 // FinishRenames completes the directory renames an earlier mount started
