@@ -69,6 +69,10 @@
 // Every operation returns errno(op, key, err): store.ErrNotFound becomes
 // ENOENT, access errors EACCES, and anything unexpected EIO with an error
 // log line naming the operation, key and cause. Nothing becomes ENOSYS.
+// A signal to the caller (a FUSE interrupt) makes only reads of data fail
+// with EINTR; every other operation runs to its end (uninterrupted in
+// errno.go), so close, stat and fsync never fail with EINTR and a change
+// is never reported failed after the server made it.
 //
 // # Caching
 //

@@ -57,6 +57,18 @@ func toErrno(err error) syscall.Errno {
 	return syscall.EIO
 }
 
+// uninterrupted detaches an operation from FUSE interrupts. The kernel
+// sends one whenever the calling thread gets a signal, also one it handles
+// and restarts after (Go's runtime signals its threads to preempt
+// goroutines), go-fuse then cancels the request's context, and the caller
+// still waits for our answer. So an operation that changes the server,
+// or whose EINTR no program retries (close) or expects (the lookups of
+// stat and open, fsync), runs to its end under this context: an EINTR
+// would report a change that may have happened as failed, or fail a
+// program for a signal it handled. Reads of data keep the caller's
+// context, so an interrupted read stops its GET (cache/doc.go).
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // errno maps err for operation op on key and logs what the caller will not
 // see: an EIO loses the cause, so its cause is logged at error level.
 func (fsys *FS) errno(op, key string, err error) syscall.Errno {

@@ -104,6 +104,7 @@ func nameErrno(name string) syscall.Errno {
 // Lookup finds name: a child with unsaved data first, then a fresh listing,
 // then the server.
 func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	if errno := nameErrno(name); errno != 0 {
 		if errno == syscall.EINVAL {
 			return nil, syscall.ENOENT
@@ -316,6 +317,7 @@ func (d *Dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 // (s3fs's place for them), writing a marker when the directory had none.
 // The layout's own directories accept them without storing anything.
 func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
@@ -496,6 +498,7 @@ func (s *dirStream) Close() {
 
 // Mkdir writes a "dir/" marker so the empty directory persists.
 func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	if errno := nameErrno(name); errno != 0 {
 		return nil, errno
 	}
@@ -524,6 +527,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 // Rmdir removes an empty directory's marker; ENOTEMPTY when any key, or
 // any file not yet uploaded, is below it.
 func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if ch := d.GetChild(name); ch != nil {
 		for _, gc := range ch.Children() {
 			if f, ok := gc.Operations().(*File); ok && f.hasLocalData() {
@@ -561,6 +565,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // Unlink deletes a file's object and cancels whatever it had staged.
 func (d *Dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	p := d.childPath(name)
 	if errno := d.fsys.real(p); errno != 0 {
 		return errno
@@ -624,6 +629,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 // layout with different owners it answers EXDEV, so mv(1) copies and
 // each side's rules apply to what it writes.
 func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if flags&fusefs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL
 	}

@@ -241,6 +241,7 @@ func (f *File) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 // Setattr truncates, and sets mode, owner and times, stored as s3fs stores
 // them (see meta.go and saveMeta).
 func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
 		return errno
 	}
@@ -617,12 +618,12 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // because the kernel ignores Release's result. It may run several times
 // per handle; a clean file makes it a no-op.
 func (h *Handle) Flush(ctx context.Context) syscall.Errno {
-	return h.f.flush(ctx, h.f.fsys.opts.SyncOnClose)
+	return h.f.flush(uninterrupted(ctx), h.f.fsys.opts.SyncOnClose)
 }
 
 // Fsync returns only when the data is on the server.
 func (h *Handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.f.flush(ctx, true)
+	return h.f.flush(uninterrupted(ctx), true)
 }
 
 // Release closes the handle; the staging file goes when nothing needs it.

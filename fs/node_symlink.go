@@ -23,6 +23,7 @@ const maxSymlinkTarget = 4096
 // Symlink writes the link object at once (it is small, and a link that
 // vanished at a crash would surprise more than a slow ln -s).
 func (d *Dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	if errno := nameErrno(name); errno != 0 {
 		return nil, errno
 	}

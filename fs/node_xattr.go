@@ -162,6 +162,7 @@ func (d *Dir) Removexattr(ctx context.Context, attr string) syscall.Errno {
 }
 
 func (f *File) changeXattr(ctx context.Context, attr string, data []byte, flags uint32, remove bool) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if errno := f.fsys.may(f.key(), access.Write); errno != 0 {
 		return errno
 	}
