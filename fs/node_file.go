@@ -141,7 +141,7 @@ func (f *File) isSymlink() bool {
 
 func (f *File) fillAttr(out *fuse.Attr) {
 	f.mu.Lock()
-	size, mtime, mode, md := f.info.Size, f.mtimeLocked(), f.modeLocked(), f.md
+	size, mtime, mode, md, unlinked := f.info.Size, f.mtimeLocked(), f.modeLocked(), f.md, f.unlinked
 	if f.staged != nil {
 		size = f.staged.Size()
 	}
@@ -165,6 +165,11 @@ func (f *File) fillAttr(out *fuse.Attr) {
 	}
 	if md.hasGID {
 		out.Gid = md.gid
+	}
+	if unlinked {
+		// Deleted, or replaced by a rename, while open: fstat of a
+		// descriptor still open shows it is in no directory.
+		out.Nlink = 0
 	}
 }
 
