@@ -708,7 +708,10 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return d.fsys.errno("rename", srcKey, err)
 	}
 	if dst != nil && dst != f {
-		dst.discard()
+		// Not discard: it would cancel the upload moveTo just queued
+		// for dst, the editor's save (write a temporary file, rename it
+		// over the original) in write-back mode.
+		dst.dropLocal()
 	}
 	d.fsys.metas.forget(srcKey)
 	d.note(name, nil)

@@ -498,6 +498,12 @@ func (f *File) dropIfClean() {
 // cancels its pending upload.
 func (f *File) discard() {
 	f.fsys.cache.Cancel(f.key())
+	f.dropLocal()
+}
+
+// dropLocal drops the staged data of a file whose name now belongs to
+// another file, whose upload (if any) is now the other file's.
+func (f *File) dropLocal() {
 	f.mu.Lock()
 	s := f.staged
 	f.staged = nil
@@ -510,7 +516,9 @@ func (f *File) discard() {
 }
 
 // moveTo renames the object: local changes go straight to dst, an
-// unchanged object is copied on the server; then src is deleted.
+// unchanged object is copied on the server; then src is deleted. An
+// upload pending for dst (the file this one replaces) is taken over by
+// the first, and canceled before the second, which it would overwrite.
 func (f *File) moveTo(ctx context.Context, src, dst string) error {
 	f.mu.Lock()
 	s, info, mtime := f.staged, f.info, f.mtime
@@ -536,6 +544,7 @@ func (f *File) moveTo(ctx context.Context, src, dst string) error {
 			// CopyObject stops at 5 GiB; mv(1) copies instead on EXDEV.
 			return syscall.EXDEV
 		}
+		f.fsys.cache.Cancel(dst)
 		newInfo, err := f.fsys.bucket.Copy(ctx, src, dst, store.CopyOptions{IfMatch: info.ETag})
 		if err != nil {
 			return err

@@ -1,10 +1,14 @@
 package fs
 
 import (
+	"context"
+	"errors"
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/store/memstore"
 )
 
@@ -56,5 +60,77 @@ func TestUnlinkedOpenFileHasNoLinks(t *testing.T) {
 	}
 	if fi, err := os.Stat(m.path("replaced")); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 1 {
 		t.Errorf("the file renamed over it: %v", err)
+	}
+}
+
+// The editor's save in write-back mode: a new file is written and closed
+// (its upload not finished yet) and renamed over the original. The new
+// contents must reach the server. Before, the rename retargeted the
+// upload to the original's name and then canceled it, as the replaced
+// file's upload: the server kept the old contents, and nothing was left
+// to upload at unmount.
+func TestRenameOverOriginalWhileUploading(t *testing.T) {
+	release := make(chan struct{})
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpPutObject && key == "doc.tmp" {
+			<-release
+		}
+		return nil
+	}})
+	put(t, b, "doc", []byte("old"))
+	m := mountOpts(t, b, Options{}) // write-back: close does not wait
+	if _, err := os.Stat(m.path("doc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("doc.tmp"), []byte("new contents"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("doc.tmp"), m.path("doc")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	drain(t, m.fsys.cache)
+	time.Sleep(100 * time.Millisecond) // the canceled doc.tmp upload's clean-up delete
+	if got := object(t, b, "doc"); string(got) != "new contents" {
+		t.Errorf("doc on the server = %q, want the new contents", got)
+	}
+	if _, _, ok := b.Object("doc.tmp"); ok {
+		t.Errorf("doc.tmp reached the server: %q", b.Keys())
+	}
+	if got, err := os.ReadFile(m.path("doc")); err != nil || string(got) != "new contents" {
+		t.Errorf("doc through the mount = %q, %v", got, err)
+	}
+}
+
+// A file already on the server renamed over one whose upload is pending
+// (here: failed once, waiting for its retry): the pending upload must not
+// land over the renamed file afterwards.
+func TestRenameOverFileWithPendingUpload(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "src", []byte("renamed"))
+	m := mountOpts(t, b, Options{}) // write-back
+	b.SetFault(memstore.OpPutObject, errors.New("unavailable"), 1)
+	if err := os.WriteFile(m.path("dst"), []byte("replaced"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		st := m.fsys.Uploads()
+		return len(st) == 1 && st[0].State == cache.Failed
+	})
+	if err := os.Rename(m.path("src"), m.path("dst")); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, m.fsys.cache)
+	if got := object(t, b, "dst"); string(got) != "renamed" {
+		t.Errorf("dst on the server = %q, want the renamed file's contents", got)
+	}
+}
+
+func drain(t *testing.T, c *cache.Cache) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
