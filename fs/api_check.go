@@ -33,6 +33,7 @@ var (
 
 	_ = (fusefs.FileReader)((*Handle)(nil))
 	_ = (fusefs.FileWriter)((*Handle)(nil))
+	_ = (fusefs.FileAllocater)((*Handle)(nil))
 	_ = (fusefs.FileFlusher)((*Handle)(nil))
 	_ = (fusefs.FileFsyncer)((*Handle)(nil))
 	_ = (fusefs.FileReleaser)((*Handle)(nil))

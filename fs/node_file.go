@@ -12,6 +12,7 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/fs/access"
@@ -626,6 +627,41 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 		return uint32(n), f.fsys.errno("write", f.key(), err)
 	}
 	return uint32(n), 0
+}
+
+// Allocate is fallocate(2). There is no space to reserve on S3, so it
+// does what changes the file: mode 0 (posix_fallocate) extends it with
+// zeros to off+size; FALLOC_FL_KEEP_SIZE changes nothing and succeeds.
+// Punching holes and the other modes answer EOPNOTSUPP, which programs
+// take as "write the zeros yourself".
+func (h *Handle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	switch mode {
+	case 0:
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	f := h.f
+	f.mu.Lock()
+	s, unlinked := f.staged, f.unlinked
+	f.mu.Unlock()
+	if unlinked {
+		return 0
+	}
+	if s == nil {
+		var err error
+		if s, err = f.stage(ctx, false); err != nil {
+			return f.fsys.errno("fallocate", f.key(), err)
+		}
+	}
+	if end := int64(off + size); end > s.Size() {
+		if err := s.Truncate(end); err != nil {
+			return f.fsys.errno("fallocate", f.key(), err)
+		}
+		f.touch()
+	}
+	return 0
 }
 
 // Flush runs on every close(2) of a descriptor: the upload happens here

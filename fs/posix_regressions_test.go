@@ -1,12 +1,15 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/store/memstore"
@@ -132,5 +135,48 @@ func drain(t *testing.T, c *cache.Cache) {
 	defer cancel()
 	if err := c.Drain(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fallocate(2) mode 0 extends the file with zeros (posixtest's Fallocate),
+// FALLOC_FL_KEEP_SIZE succeeds without a change (FallocateKeepSize), and
+// the modes that would need holes answer EOPNOTSUPP. Before, every mode
+// was ENOTSUP.
+func TestFallocate(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mount(t, b)
+	f, err := os.Create(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	fd := int(f.Fd())
+	if err := syscall.Fallocate(fd, unix.FALLOC_FL_KEEP_SIZE, 0, 1<<20); err != nil {
+		t.Errorf("FALLOC_FL_KEEP_SIZE: %v", err)
+	}
+	if fi, _ := f.Stat(); fi.Size() != 4 {
+		t.Errorf("size after FALLOC_FL_KEEP_SIZE: %d, want 4", fi.Size())
+	}
+	if err := syscall.Fallocate(fd, 0, 1024, 4096); err != nil {
+		t.Fatalf("fallocate: %v", err)
+	}
+	if fi, _ := f.Stat(); fi.Size() != 1024+4096 {
+		t.Errorf("size after fallocate: %d, want %d", fi.Size(), 1024+4096)
+	}
+	if err := syscall.Fallocate(fd, 0, 0, 10); err != nil {
+		t.Errorf("fallocate inside the file: %v", err)
+	}
+	if err := syscall.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 10); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Errorf("punching a hole: %v, want EOPNOTSUPP", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte("data"), make([]byte, 1024+4096-4)...)
+	if got := object(t, b, "f"); !bytes.Equal(got, want) {
+		t.Errorf("on the server: %d bytes starting %q, want %d starting %q", len(got), got[:min(len(got), 8)], len(want), want[:8])
 	}
 }
