@@ -141,6 +141,9 @@ func (fsys *FS) Mount(mountpoint string) (*fuse.Server, error) {
 		NegativeTimeout: &negative,
 		UID:             fsys.opts.UID,
 		GID:             fsys.opts.GID,
+		// A mode without permission bits (chmod 000) is shown as it is;
+		// go-fuse would otherwise show 0644 (0755 for a directory).
+		NullPermissions: true,
 		Logger:          log.New(fsys.log.With().Str("component", "go-fuse").Logger().Level(zerolog.WarnLevel), "", 0),
 		MountOptions: fuse.MountOptions{
 			FsName: fsys.opts.FsName,

@@ -1,5 +1,8 @@
 package fs
 
+// Regression tests of bugs the integration test TestDifferential found
+// (integration/differential_test.go), each reduced to its smallest case.
+
 import (
 	"os"
 	"slices"
@@ -7,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ampfs/ampfs/store"
 	"github.com/ampfs/ampfs/store/memstore"
@@ -51,5 +55,36 @@ func TestRenameDirectoryCopiesMarkerWithoutCopyObject(t *testing.T) {
 	}
 	if got, err := os.ReadFile(m.path("b/sub/f")); err != nil || string(got) != "f" {
 		t.Errorf("b/sub/f = %q, %v", got, err)
+	}
+}
+
+// chmod 000 shows mode 000, on a file and on a directory (go-fuse showed
+// 0644 and 0755 for a mode without permission bits unless told not to),
+// also once the attributes are read again.
+func TestChmodZeroShowsZero(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mountOpts(t, b, Options{MetadataTTL: 100e6, SyncOnClose: true})
+	if err := os.WriteFile(m.path("f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"f", "d"} {
+		if err := syscall.Chmod(m.path(name), 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, when := range []string{"at once", "after the attribute TTL"} {
+			if when != "at once" {
+				time.Sleep(150 * time.Millisecond)
+			}
+			fi, err := os.Lstat(m.path(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0 {
+				t.Errorf("%s after chmod 000, %s: %v", name, when, fi.Mode())
+			}
+		}
 	}
 }
