@@ -70,8 +70,9 @@ func (b *gatedBucket) Delete(ctx context.Context, key string) error {
 	return b.Bucket.Delete(ctx, key)
 }
 
-// mountGated mounts b (like mountOpts, which takes a *memstore.Bucket).
-func mountGated(t *testing.T, b *gatedBucket, opts Options) string {
+// mountBucket mounts any store.Bucket (mountOpts takes a *memstore.Bucket)
+// and returns the mountpoint and the file system.
+func mountBucket(t *testing.T, b store.Bucket, opts Options) (string, *FS) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
@@ -102,7 +103,7 @@ func mountGated(t *testing.T, b *gatedBucket, opts Options) string {
 			t.Errorf("unmount: %v", err)
 		}
 	})
-	return mnt
+	return mnt, fsys
 }
 
 // interrupted runs call on a thread of its own and, once the gated
@@ -217,7 +218,7 @@ func TestInterruptsDoNotFailCalls(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, b.Bucket)
 			}
-			mnt := mountGated(t, b, Options{SyncOnClose: true})
+			mnt, _ := mountBucket(t, b, Options{SyncOnClose: true})
 			if err := interrupted(t, b, func() error { return tc.call(mnt) }); err != nil {
 				t.Errorf("%v, want success (EINTR is %v)", err, err == syscall.EINTR)
 			}

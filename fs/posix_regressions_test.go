@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ampfs/ampfs/cache"
+	"github.com/ampfs/ampfs/store"
 	"github.com/ampfs/ampfs/store/memstore"
 )
 
@@ -178,5 +181,59 @@ func TestFallocate(t *testing.T) {
 	want := append([]byte("data"), make([]byte, 1024+4096-4)...)
 	if got := object(t, b, "f"); !bytes.Equal(got, want) {
 		t.Errorf("on the server: %d bytes starting %q, want %d starting %q", len(got), got[:min(len(got), 8)], len(want), want[:8])
+	}
+}
+
+// listRacingBucket finishes an upload while a LIST is on its way back:
+// the LIST's answer is taken first, then during goes (the upload ends),
+// then the answer returns.
+type listRacingBucket struct {
+	*memstore.Bucket
+	during atomic.Pointer[func()]
+}
+
+func (b *listRacingBucket) List(ctx context.Context, in store.ListInput) (store.ListPage, error) {
+	page, err := b.Bucket.List(ctx, in)
+	if f := b.during.Swap(nil); f != nil {
+		(*f)()
+	}
+	return page, err
+}
+
+// A file written and closed in write-back mode is in the next readdir
+// even when its upload finishes while that readdir's LIST is on its way:
+// the LIST does not have it yet, and it is no longer pending when the
+// LIST returns (posixtest's ReadDirBasic lost such files through a real
+// mount).
+func TestReaddirWhileUploadFinishes(t *testing.T) {
+	release := make(chan struct{})
+	inner := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpPutObject && key == "f" {
+			<-release
+		}
+		return nil
+	}})
+	b := &listRacingBucket{Bucket: inner}
+	mnt, fsys := mountBucket(t, b, Options{}) // write-back
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	finish := func() {
+		close(release)
+		deadline := time.Now().Add(5 * time.Second)
+		for len(fsys.Uploads()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.during.Store(&finish)
+	names, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0].Name() != "f" {
+		t.Errorf("readdir = %v, want [f]", names)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "f")); err != nil {
+		t.Errorf("stat after the readdir: %v", err)
 	}
 }
