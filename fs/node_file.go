@@ -47,8 +47,9 @@ type File struct {
 	target string
 	// handles counts open file handles. GUARDED_BY(mu)
 	handles int
-	// unlinked is set once the file is deleted; writes through handles
-	// still open go nowhere, as on a local disk. GUARDED_BY(mu)
+	// unlinked is set once the file is deleted or replaced: handles still
+	// open keep its staged data, if any, which is never uploaded.
+	// GUARDED_BY(mu)
 	unlinked bool
 	// lastKey is the key the file had when last attached. GUARDED_BY(mu)
 	lastKey string
@@ -199,6 +200,10 @@ func (f *File) loadMeta(ctx context.Context) syscall.Errno {
 func (f *File) saveMeta(ctx context.Context) syscall.Errno {
 	f.mu.Lock()
 	s, handles := f.staged, f.handles
+	if f.unlinked {
+		f.mu.Unlock()
+		return 0 // a deleted file's metadata goes nowhere
+	}
 	if s != nil && s.Dirty() {
 		f.metaDirty = true
 		f.mu.Unlock()
@@ -351,8 +356,11 @@ func (f *File) stage(ctx context.Context, trunc bool) (*cache.Staged, error) {
 func (f *File) touch() {
 	f.mu.Lock()
 	f.mtime = f.fsys.now()
+	unlinked := f.unlinked
 	f.mu.Unlock()
-	f.fsys.setDirty(f, true)
+	if !unlinked { // a deleted file's changes go nowhere
+		f.fsys.setDirty(f, true)
+	}
 }
 
 // Open returns a handle; writing handles stage the file first.
@@ -480,11 +488,11 @@ func contentType(key string) string {
 }
 
 // dropIfClean frees the staging file once no handle needs it and the
-// server has everything.
+// server has everything, or the file was deleted.
 func (f *File) dropIfClean() {
 	f.mu.Lock()
 	s := f.staged
-	if s == nil || f.handles > 0 || s.Dirty() {
+	if s == nil || f.handles > 0 || (s.Dirty() && !f.unlinked) {
 		f.mu.Unlock()
 		return
 	}
@@ -504,11 +512,17 @@ func (f *File) discard() {
 
 // dropLocal drops the staged data of a file whose name now belongs to
 // another file, whose upload (if any) is now the other file's.
+// Descriptors still open keep reading and writing it, as on a disk (the
+// data is in no directory and never uploaded); the last release drops it.
 func (f *File) dropLocal() {
 	f.mu.Lock()
 	s := f.staged
-	f.staged = nil
 	f.unlinked = true
+	if f.handles > 0 {
+		s = nil
+	} else {
+		f.staged = nil
+	}
 	f.mu.Unlock()
 	f.fsys.setDirty(f, false)
 	if s != nil {
@@ -612,8 +626,8 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	f.mu.Lock()
 	s, unlinked := f.staged, f.unlinked
 	f.mu.Unlock()
-	if unlinked {
-		return uint32(len(data)), 0 // written to a deleted file: gone, as on a disk
+	if unlinked && s == nil {
+		return uint32(len(data)), 0 // nothing local to keep it in: gone
 	}
 	if s == nil {
 		var err error
@@ -646,7 +660,7 @@ func (h *Handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	f.mu.Lock()
 	s, unlinked := f.staged, f.unlinked
 	f.mu.Unlock()
-	if unlinked {
+	if unlinked && s == nil {
 		return 0
 	}
 	if s == nil {
