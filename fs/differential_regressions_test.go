@@ -88,3 +88,111 @@ func TestChmodZeroShowsZero(t *testing.T) {
 		}
 	}
 }
+
+// dirtyFile returns the one file with local changes.
+func dirtyFile(t *testing.T, fsys *FS) *File {
+	t.Helper()
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if len(fsys.dirty) != 1 {
+		t.Fatalf("%d dirty files, want 1", len(fsys.dirty))
+	}
+	for f := range fsys.dirty {
+		return f
+	}
+	return nil
+}
+
+// A lookup that the directory's cached listing answers must not take a
+// file back to the version the listing saw, after the mount itself
+// changed it: its data (an upload) or its metadata (chmod, a metadata
+// copy). It did: the size, mode and mtime went back, and reads failed
+// with ESTALE (a GET for the old ETag). The kernel looks a name up again
+// whenever its dentry expires, so this happened at random within the
+// listing's TTL.
+func TestListedFileKeepsItsOwnChanges(t *testing.T) {
+	for _, change := range []string{"write", "chmod"} {
+		t.Run(change, func(t *testing.T) {
+			b := memstore.New(memstore.Options{})
+			m := mountOpts(t, b, Options{MetadataTTL: time.Minute, SyncOnClose: true})
+			if err := os.WriteFile(m.path("f"), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.ReadDir(m.dir); err != nil { // the listing: f as "old"
+				t.Fatal(err)
+			}
+			fd, err := os.OpenFile(m.path("f"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fd.WriteAt([]byte("new data"), 0); err != nil {
+				t.Fatal(err)
+			}
+			f := dirtyFile(t, m.fsys)
+			name, parent := f.Parent()
+			if err := fd.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if change == "chmod" {
+				if _, err := os.ReadDir(m.dir); err != nil { // the listing: f as "new data", 0644
+					t.Fatal(err)
+				}
+				if err := os.Chmod(m.path("f"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Wait until the upload's completion reached the node.
+			for i := 0; i < 100 && f.hasLocalData(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			// The kernel forgets the name (its dentry expired): the next
+			// stat is a LOOKUP, answered by the listing.
+			if errno := parent.NotifyEntry(name); errno != 0 {
+				t.Fatalf("NotifyEntry: %v", errno)
+			}
+			fi, err := os.Stat(m.path("f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMode := os.FileMode(0o644)
+			if change == "chmod" {
+				wantMode = 0o600
+			}
+			if fi.Size() != int64(len("new data")) || fi.Mode().Perm() != wantMode {
+				t.Errorf("after a lookup: size %d mode %v, want %d %v", fi.Size(), fi.Mode().Perm(), len("new data"), wantMode)
+			}
+			if got, err := os.ReadFile(m.path("f")); err != nil || string(got) != "new data" {
+				t.Errorf("read after a lookup: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// After a directory rename, a lookup of a file in it must not be answered
+// from the directory's listing taken before the rename: its entries name
+// the old keys, so the metadata read for them (a HEAD of the old key)
+// was not found, and the file showed the default mode and LastModified.
+func TestRenamedDirectoryForgetsItsListing(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	mtime := time.Unix(1_500_000_000, 123456789)
+	put(t, b, "a/", nil)
+	if _, err := b.Put(t.Context(), "a/f", strings.NewReader("data"), 4, store.PutOptions{Metadata: map[string]string{
+		"mode": strconv.Itoa(syscall.S_IFREG | 0o600), "mtime": formatMtime(mtime),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute, SyncOnClose: true, RenameJournal: t.TempDir()})
+	if _, err := os.ReadDir(m.path("a")); err != nil { // the listing; f not stat'ed
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("a"), m.path("b")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(m.path("b/f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("b/f after the rename: %v %v, want 0600 %v", fi.Mode().Perm(), fi.ModTime(), mtime)
+	}
+}

@@ -139,6 +139,7 @@ func (d *Dir) renameDir(ctx context.Context, src *Dir, name string, nd *Dir, new
 	if src != nil {
 		// The inodes move with the rename; their objects are new copies
 		// (a copy of a multipart object has a new ETag).
+		src.dropListing()
 		updateMoved(&src.Inode, "", infos)
 	}
 	d.fsys.dropAllPrefetched() // paths below both names changed
@@ -157,6 +158,7 @@ func updateMoved(in *fusefs.Inode, rel string, infos map[string]store.ObjectInfo
 		}
 		switch n := ch.Operations().(type) {
 		case *Dir:
+			n.dropListing()
 			updateMoved(ch, p, infos)
 		case *File:
 			if info, ok := infos[p]; ok {
@@ -172,6 +174,15 @@ func updateMoved(in *fusefs.Inode, rel string, infos map[string]store.ObjectInfo
 			}
 		}
 	}
+}
+
+// dropListing forgets the directory's cached listing: after a rename of
+// it (or of a directory above), its entries name the old keys and
+// versions.
+func (d *Dir) dropListing() {
+	d.mu.Lock()
+	d.listing = nil
+	d.mu.Unlock()
 }
 
 // listAll lists every key below prefix.
