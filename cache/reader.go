@@ -55,6 +55,31 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// ReadView is ReadAt for a caller that only reads the result: when the
+// range lies in one cached block it returns a slice of that block instead
+// of copying into p (the FUSE reply is written straight from it; blocks
+// are never changed once fetched, only dropped). Otherwise it fills p and
+// returns p[:n].
+func (r *Reader) ReadView(ctx context.Context, p []byte, off int64) ([]byte, error) {
+	if off >= r.size {
+		return nil, io.EOF
+	}
+	n := min(int64(len(p)), r.size-off)
+	bs := r.c.opts.BlockSize
+	first, last := off/bs, (off+n-1)/bs
+	if first != last {
+		m, err := r.ReadAt(ctx, p, off)
+		return p[:m], err
+	}
+	r.readahead(off, n, last)
+	b, err := r.c.block(ctx, r.key, r.etag, r.size, first)
+	if err != nil {
+		return nil, err
+	}
+	start := off - first*bs
+	return b[start : start+n], nil
+}
+
 // readahead updates the access pattern and starts prefetches. A read that
 // starts where the last ended, or a little after it (a reader skipping
 // forward), is sequential: the window starts at one block, for a fast first

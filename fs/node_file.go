@@ -592,17 +592,21 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	f.mu.Lock()
 	s, info := f.staged, f.info
 	f.mu.Unlock()
-	var n int
+	var data []byte
 	var err error
 	if s != nil {
+		var n int
 		n, err = s.ReadAt(dest, off)
+		data = dest[:n]
 	} else {
-		n, err = h.readerFor(info).ReadAt(ctx, dest, off)
+		// Straight from the cached block when the read lies in one: the
+		// copy into dest was a tenth of a sequential read's CPU.
+		data, err = h.readerFor(info).ReadView(ctx, dest, off)
 	}
 	if err != nil && err != io.EOF {
 		return nil, f.fsys.errno("read", f.key(), err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return fuse.ReadResultData(data), 0
 }
 
 // readerFor returns a reader of the given object version, replacing one of
