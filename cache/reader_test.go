@@ -240,3 +240,47 @@ func TestEvictedBlocksComeFromDisk(t *testing.T) {
 		t.Errorf("an evicted block cost %d GETs; it is on disk", got)
 	}
 }
+
+// ReadView gives the same bytes as ReadAt: a view into the block when the
+// range lies in one, else a copy into p; io.EOF only at or past the end.
+func TestReadView(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	data := make([]byte, 3*testBlock+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	info := putObj(t, b, "k", data)
+	c := blockCache(t, b, 16*testBlock)
+	tests := []struct {
+		name      string
+		off, n    int
+		wantView  bool
+		wantBytes int
+	}{
+		{"inside a block", 10, 100, true, 100},
+		{"a whole block", testBlock, testBlock, true, testBlock},
+		{"across two blocks", testBlock - 10, 20, false, 20},
+		{"the short last block", 3 * testBlock, 4096, true, 100},
+		{"last byte", len(data) - 1, 10, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.NewReader("k", info.ETag, info.Size)
+			p := make([]byte, tt.n)
+			got, err := r.ReadView(context.Background(), p, int64(tt.off))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data[tt.off:tt.off+tt.wantBytes]) {
+				t.Errorf("bytes differ (%d returned)", len(got))
+			}
+			if view := len(got) > 0 && &got[0] != &p[0]; view != tt.wantView {
+				t.Errorf("view = %v, want %v", view, tt.wantView)
+			}
+		})
+	}
+	r := c.NewReader("k", info.ETag, info.Size)
+	if _, err := r.ReadView(context.Background(), make([]byte, 10), int64(len(data))); err != io.EOF {
+		t.Errorf("at the end: %v, want io.EOF", err)
+	}
+}
