@@ -64,7 +64,7 @@ func benchMain() int {
 	flag.StringVar(&o.ampfsRev, "ampfs-rev", "", "the revision the ampfs binary was built from (default: git HEAD of the work tree)")
 	flag.StringVar(&o.versitygw, "versitygw", "bin/versitygw", "versitygw binary")
 	flag.StringVar(&o.rclone, "rclone", ".bench/bin/rclone", "rclone binary")
-	flag.IntVar(&o.tmpfsGiB, "tmpfs-gib", 12, "size limit of the tmpfs for the server's data and the local sources")
+	flag.IntVar(&o.tmpfsGiB, "tmpfs-gib", 16, "size limit of the tmpfs for the server's data and the local sources (seqwrite4 needs about 8 GiB of it while versitygw assembles four 1 GiB multipart uploads)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "per workload run (default: 10m full, 90s quick)")
 	flag.Parse()
 	if only != "" {
