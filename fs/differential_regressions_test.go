@@ -196,3 +196,42 @@ func TestRenamedDirectoryForgetsItsListing(t *testing.T) {
 		t.Errorf("b/f after the rename: %v %v, want 0600 %v", fi.Mode().Perm(), fi.ModTime(), mtime)
 	}
 }
+
+// A directory rename carries what the mount knows of the moved entries'
+// metadata to their new keys: a subdirectory keeps its mode once its
+// attributes are read again, and a readdir of the new place calls a
+// symlink a symlink. Before, the new keys were unknown: the subdirectory
+// showed the default mode and getdents called the symlink a regular file.
+func TestRenamedDirectoryKeepsEntriesMetadata(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mountOpts(t, b, Options{MetadataTTL: 100 * time.Millisecond, SyncOnClose: true, RenameJournal: t.TempDir()})
+	if err := os.MkdirAll(m.path("a/s"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(m.path("a/s"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nowhere", m.path("a/l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("a"), m.path("b")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the kernel's attributes and the listing expire
+	ents, err := os.ReadDir(m.path("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if want := map[string]os.FileMode{"s": os.ModeDir, "l": os.ModeSymlink}[e.Name()]; e.Type() != want {
+			t.Errorf("readdir b: %s is %v, want %v", e.Name(), e.Type(), want)
+		}
+	}
+	fi, err := os.Lstat(m.path("b/s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("b/s after the rename: %v, want 0700", fi.Mode().Perm())
+	}
+}

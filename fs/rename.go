@@ -226,6 +226,15 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 				return err
 			}
 			info.Key = rec.Dst + rel
+			// What the mount knew of a file's metadata holds for its
+			// copy, so a listing of the new place shows its mode and
+			// type (a symlink) without a HEAD; copyMarker remembers
+			// the markers'.
+			if !strings.HasSuffix(o.Key, "/") {
+				if md, ok := fsys.metas.lookup(o); ok {
+					fsys.metas.remember(info, md, false)
+				}
+			}
 			mu.Lock()
 			infos[strings.TrimSuffix(rel, "/")] = info
 			mu.Unlock()
@@ -240,6 +249,9 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 	for _, o := range keys {
 		g.Go(func() error {
 			fsys.metas.forget(o.Key)
+			if strings.HasSuffix(o.Key, "/") {
+				fsys.metas.forgetDir(o.Key)
+			}
 			return fsys.bucket.Delete(gctx, o.Key)
 		})
 	}
@@ -267,6 +279,7 @@ func (fsys *FS) copyMarker(ctx context.Context, src, dst string) (store.ObjectIn
 		return store.ObjectInfo{}, err
 	}
 	info.Key, info.Size = dst, 0
+	fsys.metas.rememberDir(dst, dirMeta{md: parseMeta(head.Metadata), marker: true})
 	return info, nil
 }
 
