@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -233,5 +234,47 @@ func TestRenamedDirectoryKeepsEntriesMetadata(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("b/s after the rename: %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// A directory rename deletes the old keys contents first and the markers
+// last, deepest first: versitygw cannot remove a marker while something
+// is below it, and a marker deleted in parallel with the last file below
+// it left the old directory behind there (the differential test saw the
+// old name still listed after the rename).
+func TestRenameDirectoryDeletesMarkersLast(t *testing.T) {
+	var mu sync.Mutex
+	var deleted []string
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpDeleteObject {
+			mu.Lock()
+			deleted = append(deleted, key)
+			mu.Unlock()
+		}
+		return nil
+	}})
+	m := mountOpts(t, b, Options{MetadataTTL: 100e6, SyncOnClose: true, RenameJournal: t.TempDir()})
+	if err := os.MkdirAll(m.path("a/s/t"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"a/f", "a/s/g", "a/s/t/h"} {
+		if err := os.WriteFile(m.path(f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(m.path("a"), m.path("b")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, k := range deleted {
+		for _, later := range deleted[i+1:] {
+			if strings.HasSuffix(k, "/") && strings.HasPrefix(later, k) {
+				t.Errorf("deleted %s before %s below it (order %q)", k, later, deleted)
+			}
+		}
+	}
+	if len(deleted) != 6 {
+		t.Errorf("deleted %q, want the 6 keys below a/", deleted)
 	}
 }

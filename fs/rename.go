@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -244,18 +246,43 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(renameParallel)
+	// Deletes go contents first, then the markers, deepest first: a
+	// server that keeps directories as directories (versitygw's posix
+	// backend) cannot remove a marker while something is below it, and
+	// when a marker's delete raced with the delete of the last file below
+	// it, the directory stayed behind there and the old name still
+	// showed.
+	var files []string
+	markers := map[int][]string{} // by depth
 	for _, o := range keys {
-		g.Go(func() error {
-			fsys.metas.forget(o.Key)
-			if strings.HasSuffix(o.Key, "/") {
-				fsys.metas.forgetDir(o.Key)
-			}
-			return fsys.bucket.Delete(gctx, o.Key)
-		})
+		if strings.HasSuffix(o.Key, "/") {
+			n := strings.Count(o.Key, "/")
+			markers[n] = append(markers[n], o.Key)
+		} else {
+			files = append(files, o.Key)
+		}
 	}
-	return infos, g.Wait()
+	batches := [][]string{files}
+	for _, n := range slices.Backward(slices.Sorted(maps.Keys(markers))) {
+		batches = append(batches, markers[n])
+	}
+	for _, batch := range batches {
+		g, gctx = errgroup.WithContext(ctx)
+		g.SetLimit(renameParallel)
+		for _, key := range batch {
+			g.Go(func() error {
+				fsys.metas.forget(key)
+				if strings.HasSuffix(key, "/") {
+					fsys.metas.forgetDir(key)
+				}
+				return fsys.bucket.Delete(gctx, key)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	return infos, nil
 }
 
 // copyMarker copies a directory marker (an empty "dir/" object) as a new
