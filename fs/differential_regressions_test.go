@@ -278,3 +278,28 @@ func TestRenameDirectoryDeletesMarkersLast(t *testing.T) {
 		t.Errorf("deleted %q, want the 6 keys below a/", deleted)
 	}
 }
+
+// A renamed symlink is still a symlink in a later listing of its new
+// name: the rename remembers its metadata under the new key. Before,
+// getdents called it a regular file until it was stat'ed.
+func TestRenamedSymlinkListedAsSymlink(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	m := mountOpts(t, b, Options{MetadataTTL: 100 * time.Millisecond, SyncOnClose: true})
+	if err := os.Symlink("target", m.path("l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.path("f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("l"), m.path("f")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the listing and the kernel's entries expire
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "f" || ents[0].Type() != os.ModeSymlink {
+		t.Errorf("readdir after renaming a symlink over f: %v", ents)
+	}
+}

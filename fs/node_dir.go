@@ -732,8 +732,15 @@ func (d *Dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	d.note(name, nil)
 	f.mu.Lock()
 	e := entry{info: f.info, md: f.md, known: f.metaKnown}
+	clean := f.staged == nil || !f.staged.Dirty()
 	f.mu.Unlock()
 	e.info.Key = dstKey
+	if clean && e.known && e.info.ETag != "" {
+		// The copy has the object's metadata: a later listing of the
+		// new name shows it (a symlink's type in getdents) without a
+		// HEAD. (Data still to upload is remembered by its upload.)
+		d.fsys.metas.remember(e.info, e.md, false)
+	}
 	nd.note(newName, &e)
 	return 0
 }
