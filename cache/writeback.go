@@ -58,6 +58,43 @@ type pending struct {
 	canceled           bool // unlinked: drop, and delete what an upload in flight stores
 	retry              *time.Timer
 	settling           *time.Timer // waiting Options.Settle before it is queued
+	// deferred: held back while the file is still being written (see
+	// writerDeferCheck); deferTimer looks again. forced: someone waits for it
+	// (fsync, sync, unmount), so it is never held back.
+	deferred   bool
+	deferTimer *time.Timer
+	forced     bool
+	seen       uint64 // the staged generation when last looked at
+}
+
+// A commit of a file that is still being written (dd closes a descriptor
+// it dup'ed right after opening; an editor fsyncs nothing and writes on)
+// is not uploaded while the writes go on: the upload would send a
+// snapshot about to be stale, and would end the file's stream (its parts
+// already sent), so the final close uploads it all again. It is held back,
+// looked at again every writerDeferCheck, until the file stops changing
+// (no write since the last look), it is committed again (the final
+// close), someone waits for it (fsync, sync, unmount), or writerDeferMax
+// after the commit. The data is journaled all along: a crash meanwhile
+// uploads the staging file at the next mount.
+const (
+	writerDeferCheck = time.Second
+	writerDeferMax   = 5 * time.Minute
+)
+
+// undeferLocked queues p if it was held back; the caller holds wmu.
+func (c *Cache) undeferLocked(p *pending) {
+	if !p.deferred {
+		return
+	}
+	p.deferred = false
+	if p.deferTimer != nil {
+		p.deferTimer.Stop()
+		p.deferTimer = nil
+	}
+	if !p.canceled && c.pend[p.key] == p {
+		c.enqueue(p)
+	}
 }
 
 // changed wakes everyone waiting on upload progress; the caller holds wmu.
@@ -93,7 +130,15 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		p.s = s.Ref()
 		defer old.Close()
 	}
-	p.opts, p.onDone, p.want, p.size, p.commitAt = opts, onDone, gen, size, rec.Committed
+	p.opts, p.onDone, p.want, p.size, p.commitAt, p.seen = opts, onDone, gen, size, rec.Committed, gen
+	if p.deferred {
+		p.deferred = false
+		if p.deferTimer != nil {
+			p.deferTimer.Stop()
+			p.deferTimer = nil
+		}
+		p.state = "" // not queued: settle it as a new commit
+	}
 	switch {
 	case p.state == Uploading:
 		p.again = true
@@ -172,7 +217,9 @@ func (c *Cache) enqueue(p *pending) {
 func (c *Cache) Wait(ctx context.Context, key string, gen uint64) error {
 	c.wmu.Lock()
 	if p := c.pend[key]; p != nil {
+		p.forced = true
 		c.settledLocked(p) // fsync does not wait for others to settle
+		c.undeferLocked(p)
 	}
 	c.wmu.Unlock()
 	for {
@@ -229,6 +276,11 @@ func (c *Cache) dropLocked(p *pending) {
 		p.settling.Stop()
 		p.settling = nil
 	}
+	if p.deferTimer != nil {
+		p.deferTimer.Stop()
+		p.deferTimer = nil
+	}
+	p.deferred = false
 	delete(c.pend, p.key)
 	for i, q := range c.queue {
 		if q == p {
@@ -291,7 +343,9 @@ func (c *Cache) Status() []UploadStatus {
 func (c *Cache) Drain(ctx context.Context) error {
 	c.wmu.Lock()
 	for _, p := range c.pend {
+		p.forced = true
 		c.settledLocked(p)
+		c.undeferLocked(p)
 	}
 	c.wmu.Unlock()
 	for {
@@ -331,6 +385,19 @@ func (c *Cache) worker() {
 		}
 		p := c.queue[0]
 		c.queue = c.queue[1:]
+		if g := p.s.Gen(); !p.forced && g != p.seen && time.Since(p.commitAt) < writerDeferMax {
+			// Still being written: hold it back (see writerDeferCheck).
+			p.seen, p.deferred = g, true
+			p.deferTimer = time.AfterFunc(writerDeferCheck, func() {
+				c.wmu.Lock()
+				defer c.wmu.Unlock()
+				p.deferTimer = nil
+				c.undeferLocked(p)
+			})
+			c.changed()
+			c.wmu.Unlock()
+			continue
+		}
 		p.state, p.again = Uploading, false
 		s, key, opts := p.s, p.key, p.opts
 		c.changed()
@@ -339,12 +406,28 @@ func (c *Cache) worker() {
 		info, err := c.uploadStaged(ctx, key, s, opts, func(id string) { c.noteUploadID(key, s, id) })
 
 		c.wmu.Lock()
+		notified := false
+		if err == nil && !p.canceled && !p.again && p.s == s && p.onDone != nil {
+			// Done. onDone runs before Wait sees it (p.done is not
+			// raised yet): whoever waited for the upload (fsync, close
+			// with --sync-on-close) finds the file already knowing its
+			// new version. It runs without the lock; a commit meanwhile
+			// sets p.again, as during the upload.
+			onDone := p.onDone
+			c.wmu.Unlock()
+			onDone(info)
+			c.wmu.Lock()
+			notified = true
+		}
 		gen := p.want
-		var onDone func(store.ObjectInfo)
 		var release *Staged
 		switch {
 		case p.canceled:
-			if err == nil {
+			// Canceled while uploading: the file was deleted, and what
+			// the upload stored goes too. (Canceled after the upload,
+			// while onDone ran, is as canceled after its end: whoever
+			// canceled deletes or replaces the object itself.)
+			if err == nil && !notified {
 				c.workers.Add(1)
 				go c.deleteAfterCancel(key) // the file was deleted while it uploaded
 			}
@@ -359,7 +442,7 @@ func (c *Cache) worker() {
 			} else {
 				delete(c.pend, key)
 				c.removeRecord(key)
-				onDone, release = p.onDone, s
+				release = s
 			}
 		case ctx.Err() != nil:
 			// Shutting down: the record stays for the next mount.
@@ -381,9 +464,6 @@ func (c *Cache) worker() {
 		c.wmu.Unlock()
 		if release != nil {
 			release.Close() // the pending upload's reference
-		}
-		if onDone != nil {
-			onDone(info)
 		}
 	}
 }
