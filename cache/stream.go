@@ -190,6 +190,8 @@ func (st *stream) finish(ctx context.Context, r io.ReaderAt, key string, size in
 	st.id = "" // done: nothing to abort
 	st.mu.Unlock()
 	st.c.removeStreamRecord(key)
+	st.c.opts.Logger.Debug().Str("op", "stream").Str("key", key).Int64("len", size).Int("part", len(parts)).
+		Int64("streamed", next).Msg("uploaded")
 	return info, true, nil
 }
 
