@@ -85,6 +85,7 @@ func listenControl(path string, h *controlHandler) (*controlServer, error) {
 		}
 		_ = os.Remove(path)
 	}
+	sweepStaleSockets(filepath.Dir(path))
 	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
 	syscall.Umask(old)
@@ -112,6 +113,31 @@ func listenControl(path string, h *controlHandler) (*controlServer, error) {
 		}
 	}()
 	return s, nil
+}
+
+// sweepStaleSockets removes the sockets in dir that nothing listens on:
+// those of mounts that were killed (kill -9, a crash) and could not
+// remove their own. A socket whose dial is refused has no listener; any
+// other answer (it accepts, or the dial times out) leaves it alone.
+func sweepStaleSockets(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type()&os.ModeSocket == 0 || filepath.Ext(e.Name()) != ".sock" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		c, err := net.DialTimeout("unix", p, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // Close stops listening, removes the socket and waits for requests in
