@@ -115,6 +115,9 @@ func listenControl(path string, h *controlHandler) (*controlServer, error) {
 	return s, nil
 }
 
+// staleSocketAge: a socket younger than this is never swept.
+const staleSocketAge = 10 * time.Second
+
 // sweepStaleSockets removes the sockets in dir that nothing listens on:
 // those of mounts that were killed (kill -9, a crash) and could not
 // remove their own. A socket whose dial is refused has no listener; any
@@ -129,6 +132,11 @@ func sweepStaleSockets(dir string) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		// A socket bound a moment ago may not be listening yet (another
+		// mount starting): only old ones are candidates.
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleSocketAge {
+			continue
+		}
 		c, err := net.DialTimeout("unix", p, 100*time.Millisecond)
 		if err == nil {
 			c.Close()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Sockets left by killed mounts (nothing listens) are removed; a live
@@ -25,8 +26,20 @@ func TestSweepStaleSockets(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.sock.txt"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	young, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "young.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	young.SetUnlinkOnClose(false) // bound just now, as a mount starting
+	young.Close()
+	old := time.Now().Add(-time.Minute)
+	for _, name := range []string{"dead.sock", "live.sock"} {
+		if err := os.Chtimes(filepath.Join(dir, name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sweepStaleSockets(dir)
-	for name, want := range map[string]bool{"dead.sock": false, "live.sock": true, "notes.sock.txt": true} {
+	for name, want := range map[string]bool{"dead.sock": false, "live.sock": true, "notes.sock.txt": true, "young.sock": true} {
 		_, err := os.Lstat(filepath.Join(dir, name))
 		if got := err == nil; got != want {
 			t.Errorf("%s: present %v, want %v", name, got, want)
