@@ -85,10 +85,30 @@ func TestDifferential(t *testing.T) {
 
 // diffSeeds run in every `make test`. A seed that once found a bug stays
 // here with a comment naming it.
-var diffSeeds = []uint64{1, 2, 3, 4}
+var diffSeeds = []uint64{
+	// Renaming a directory made by mkdir failed with EINVAL on versitygw
+	// (CopyObject of a marker); chmod 000 showed 0644 (go-fuse's
+	// NullPermissions); a lookup answered by a cached listing took a
+	// file back to the version before the mount's own write or chmod
+	// (old size, ESTALE on read); after a directory rename getdents
+	// called a moved symlink a regular file.
+	1,
+	2,
+	// utimes through a symlink to "." reaches the root (a test bug: the
+	// root's times are not compared).
+	3,
+	// A directory rename deleted a marker in parallel with the last file
+	// below it, and versitygw kept the old directory; a renamed symlink
+	// was a regular file in later listings.
+	4,
+	// close with --sync-on-close returned before the upload's completion
+	// reached the file, whose last close then dropped its staging file:
+	// stat showed the size before an append (a race: about 1 run in 4).
+	7,
+}
 
 // diffSteps is the number of operations per seed in `make test`.
-const diffSteps = 150
+const diffSteps = 200
 
 // diffConfig reads AMPFS_DIFF_SEEDS and AMPFS_DIFF_STEPS.
 func diffConfig(t *testing.T) ([]uint64, int) {
@@ -497,6 +517,7 @@ func runDifferential(t *testing.T, seed uint64, steps int) {
 	}
 	d.local = map[string]diffEntry{}
 	start := time.Now()
+	outcomes := map[string]int{} // "kind: last call=errno", for the log
 	for step := 1; step <= steps; step++ {
 		op := d.next()
 		d.ops = append(d.ops, fmt.Sprintf("%3d  %v", step, op))
@@ -507,6 +528,13 @@ func runDifferential(t *testing.T, seed uint64, steps int) {
 		if want != got {
 			d.fail(step, fmt.Sprintf("outcome differs:\n  local: %s\n  ampfs: %s", want, got))
 		}
+		res := "OK"
+		for _, part := range strings.Fields(want) {
+			if _, e, ok := strings.Cut(part, "="); ok && strings.HasPrefix(e, "E") {
+				res = e
+			}
+		}
+		outcomes[op.kind+" "+res]++
 		d.ops[len(d.ops)-1] += "  => " + want
 		d.check(step, op, t0, t1)
 	}
@@ -531,7 +559,11 @@ func runDifferential(t *testing.T, seed uint64, steps int) {
 	if len(diffs) > 0 {
 		d.fail(steps, "the fresh mount differs:\n  "+strings.Join(diffs, "\n  "))
 	}
-	t.Logf("seed %d: %d steps in %v, %d entries at the end", seed, steps, took.Round(time.Millisecond), len(d.local))
+	var summary []string
+	for _, k := range sortedKeys(outcomes) {
+		summary = append(summary, fmt.Sprintf("%s:%d", k, outcomes[k]))
+	}
+	t.Logf("seed %d: %d steps in %v, %d entries at the end; outcomes: %s", seed, steps, took.Round(time.Millisecond), len(d.local), strings.Join(summary, ", "))
 }
 
 func sortedKeys[V any](m map[string]V) []string {
