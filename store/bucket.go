@@ -154,6 +154,18 @@ type Bucket interface {
 	// find out at completion (ErrInvalidArgument). ErrNoSuchUpload.
 	UploadPart(ctx context.Context, key, uploadID string, n int32, body io.ReadSeeker, size int64) (Part, error)
 
+	// UploadPartCopy makes part number n (1..MaxParts) of the upload
+	// from size bytes of the object srcKey starting at off, copied on the
+	// server (x-amz-copy-source-range): no data passes through the caller.
+	// srcETag, when set, is a precondition on the source
+	// (x-amz-copy-source-if-match). The part's limits are UploadPart's:
+	// size is 1..MaxPartSize, and every part but the last must be at
+	// least MinPartSize (the store may only find out at completion).
+	// ErrNoSuchUpload, ErrNotFound (no object srcKey),
+	// ErrPreconditionFailed (srcKey's ETag is not srcETag),
+	// ErrInvalidRange (the range ends past the source's end).
+	UploadPartCopy(ctx context.Context, key, uploadID string, n int32, srcKey, srcETag string, off, size int64) (Part, error)
+
 	// CompleteMultipartUpload assembles the listed parts, in ascending
 	// part-number order, into the object. ErrNoSuchUpload,
 	// ErrInvalidArgument (a part too small, missing or with a wrong ETag).

@@ -12,6 +12,7 @@ const (
 	OpCopyObject              = "CopyObject"
 	OpCreateMultipartUpload   = "CreateMultipartUpload"
 	OpUploadPart              = "UploadPart"
+	OpUploadPartCopy          = "UploadPartCopy"
 	OpCompleteMultipartUpload = "CompleteMultipartUpload"
 	OpAbortMultipartUpload    = "AbortMultipartUpload"
 )

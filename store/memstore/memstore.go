@@ -4,7 +4,10 @@
 // tested against it also works against AWS S3:
 //
 //   - every part but the last must be at least store.MinPartSize, checked at
-//     CompleteMultipartUpload like S3 (EntityTooSmall);
+//     CompleteMultipartUpload like S3 (EntityTooSmall), copied parts
+//     (UploadPartCopy) as well;
+//   - UploadPartCopy checks, in versitygw's order, the upload, the source,
+//     the range (inside the source: ErrInvalidRange) and the source's ETag;
 //   - part numbers are 1..store.MaxParts, listed parts must be ascending and
 //     their ETags must match what UploadPart returned;
 //   - an upload id is gone once completed or aborted (ErrNoSuchUpload).
@@ -61,6 +64,7 @@ const (
 	OpCopyObject              = store.OpCopyObject
 	OpCreateMultipartUpload   = store.OpCreateMultipartUpload
 	OpUploadPart              = store.OpUploadPart
+	OpUploadPartCopy          = store.OpUploadPartCopy
 	OpCompleteMultipartUpload = store.OpCompleteMultipartUpload
 	OpAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
@@ -82,7 +86,7 @@ type Options struct {
 	// the call is counted, before any effect) without the lock held; a
 	// non-nil result fails the operation, as SetFault does. key is the
 	// object key ("" for HeadBucket, the prefix for ListObjectsV2, the
-	// source for CopyObject).
+	// source for CopyObject, the destination for UploadPartCopy).
 	Fault func(op, key string) error
 }
 
@@ -601,6 +605,55 @@ func (b *Bucket) UploadPart(ctx context.Context, key, uploadID string, n int32, 
 	if err != nil {
 		return store.Part{}, err
 	}
+	u.parts[n] = p
+	return store.Part{Number: n, ETag: p.etag, Size: size}, nil
+}
+
+// UploadPartCopy implements store.Bucket.
+func (b *Bucket) UploadPartCopy(ctx context.Context, key, uploadID string, n int32, srcKey, srcETag string, off, size int64) (store.Part, error) {
+	const op = OpUploadPartCopy
+	if err := b.begin(ctx, op, key); err != nil {
+		return store.Part{}, err
+	}
+	if err := checkKey(op, key); err != nil {
+		return store.Part{}, err
+	}
+	if err := checkKey(op, srcKey); err != nil {
+		return store.Part{}, err
+	}
+	if n < 1 || n > store.MaxParts {
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
+			Err: fmt.Errorf("part number %d not in 1..%d", n, store.MaxParts)}
+	}
+	if off < 0 || size < 1 {
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
+			Err: fmt.Errorf("copy source range of %d bytes at %d", size, off)}
+	}
+	if size > store.MaxPartSize {
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "EntityTooLarge", Kind: store.ErrTooLarge,
+			Err: fmt.Errorf("part is %d bytes, more than %d", size, store.MaxPartSize)}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u, err := b.uploadLocked(op, key, uploadID)
+	if err != nil {
+		return store.Part{}, err
+	}
+	o, ok := b.objects[srcKey]
+	if !ok {
+		return store.Part{}, &store.OpError{Op: op, Key: srcKey, Code: "NoSuchKey", Kind: store.ErrNotFound}
+	}
+	if srcSize := int64(len(o.data)); off >= srcSize || size > srcSize-off {
+		return store.Part{}, &store.OpError{Op: op, Key: srcKey, Code: "InvalidRange", Kind: store.ErrInvalidRange,
+			Err: fmt.Errorf("range of %d bytes at %d of a %d-byte source", size, off, srcSize)}
+	}
+	if srcETag != "" && strings.Trim(srcETag, `"`) != o.etag {
+		return store.Part{}, &store.OpError{Op: op, Key: srcKey, Code: "PreconditionFailed", Kind: store.ErrPreconditionFailed,
+			Err: fmt.Errorf("ETag is %s, not %s", o.etag, srcETag)}
+	}
+	// The object's data is never modified, so the part may share it.
+	data := o.data[off : off+size : off+size]
+	p := &part{data: data, etag: md5hex(data)}
 	u.parts[n] = p
 	return store.Part{Number: n, ETag: p.etag, Size: size}, nil
 }

@@ -287,3 +287,36 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestUploadPartCopy: a copied part is counted, can be failed like any
+// call, and has the ETag S3 gives a part: the MD5 of its bytes.
+func TestUploadPartCopy(t *testing.T) {
+	ctx := context.Background()
+	b := memstore.New(memstore.Options{})
+	data := []byte("0123456789")
+	fi := put(t, b, "src", data)
+	id, err := b.CreateMultipartUpload(ctx, "dst", store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetFault(memstore.OpUploadPartCopy, store.ErrUnavailable, 1)
+	if _, err := b.UploadPartCopy(ctx, "dst", id, 1, "src", fi.ETag, 2, 5); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("UploadPartCopy with a fault: %v", err)
+	}
+	p, err := b.UploadPartCopy(ctx, "dst", id, 1, "src", `"`+fi.ETag+`"`, 2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ETag != md5hex(data[2:7]) || p.Size != 5 || p.Number != 1 {
+		t.Errorf("part %+v, want ETag %s size 5", p, md5hex(data[2:7]))
+	}
+	if n := b.Calls(memstore.OpUploadPartCopy); n != 2 {
+		t.Errorf("%d UploadPartCopy calls counted, want 2", n)
+	}
+	if _, err := b.CompleteMultipartUpload(ctx, "dst", id, []store.Part{p}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := b.Object("dst"); string(got) != "23456" {
+		t.Errorf("object %q, want 23456", got)
+	}
+}

@@ -37,6 +37,7 @@ const (
 	OpCopyObject              = store.OpCopyObject
 	OpCreateMultipartUpload   = store.OpCreateMultipartUpload
 	OpUploadPart              = store.OpUploadPart
+	OpUploadPartCopy          = store.OpUploadPartCopy
 	OpCompleteMultipartUpload = store.OpCompleteMultipartUpload
 	OpAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
@@ -44,7 +45,7 @@ const (
 // Ops lists every operation name the decorator reports.
 var Ops = []string{
 	OpHeadBucket, OpHeadObject, OpListObjectsV2, OpGetObject, OpPutObject, OpDeleteObject,
-	OpCopyObject, OpCreateMultipartUpload, OpUploadPart, OpCompleteMultipartUpload, OpAbortMultipartUpload,
+	OpCopyObject, OpCreateMultipartUpload, OpUploadPart, OpUploadPartCopy, OpCompleteMultipartUpload, OpAbortMultipartUpload,
 }
 
 // kinds maps each store sentinel to a metric label.
@@ -185,6 +186,15 @@ func (m *Bucket) UploadPart(ctx context.Context, key, uploadID string, n int32, 
 	if err == nil {
 		m.obs.Bytes(OpUploadPart, size, true)
 	}
+	return p, err
+}
+
+// UploadPartCopy implements store.Bucket. A copy sends no body: its bytes
+// are not reported.
+func (m *Bucket) UploadPartCopy(ctx context.Context, key, uploadID string, n int32, srcKey, srcETag string, off, size int64) (store.Part, error) {
+	start := m.now()
+	p, err := m.b.UploadPartCopy(ctx, key, uploadID, n, srcKey, srcETag, off, size)
+	m.done(OpUploadPartCopy, start, err)
 	return p, err
 }
 

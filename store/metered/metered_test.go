@@ -100,3 +100,33 @@ func TestKind(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadPartCopy: a copied part is a request like any other, with no
+// body bytes (the data stays on the server).
+func TestUploadPartCopy(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	b := metered.New(memstore.New(memstore.Options{Name: "b"}), rec, nil)
+	if _, err := b.Put(ctx, "src", bytes.NewReader([]byte("0123456789")), 10, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := b.CreateMultipartUpload(ctx, "dst", store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UploadPartCopy(ctx, "dst", id, 1, "src", "", 2, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UploadPartCopy(ctx, "dst", id, 1, "src", "not-the-etag", 2, 5); !errors.Is(err, store.ErrPreconditionFailed) {
+		t.Fatalf("UploadPartCopy with a wrong ETag: %v", err)
+	}
+	want := map[string]int{"UploadPartCopy ok": 1, "UploadPartCopy precondition_failed": 1}
+	for k, n := range want {
+		if rec.calls[k] != n {
+			t.Errorf("%s: %d calls, want %d (all: %v)", k, rec.calls[k], n, rec.calls)
+		}
+	}
+	if rec.up != 10 {
+		t.Errorf("bytes up %d, want the Put's 10 only", rec.up)
+	}
+}

@@ -436,6 +436,56 @@ func (b *Bucket) UploadPart(ctx context.Context, key, uploadID string, n int32, 
 	return store.Part{Number: n, ETag: unquote(out.ETag), Size: size}, nil
 }
 
+// UploadPartCopy implements store.Bucket.
+func (b *Bucket) UploadPartCopy(ctx context.Context, key, uploadID string, n int32, srcKey, srcETag string, off, size int64) (store.Part, error) {
+	const op = opUploadPartCopy
+	if err := checkKey(op, key); err != nil {
+		return store.Part{}, err
+	}
+	if err := checkKey(op, srcKey); err != nil {
+		return store.Part{}, err
+	}
+	if err := checkUploadID(op, key, uploadID); err != nil {
+		return store.Part{}, err
+	}
+	if n < 1 || n > store.MaxParts {
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
+			Err: fmt.Errorf("part number %d not in 1..%d", n, store.MaxParts)}
+	}
+	if off < 0 || size < 1 {
+		// No HTTP range says it.
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
+			Err: fmt.Errorf("copy source range of %d bytes at %d", size, off)}
+	}
+	if size > store.MaxPartSize {
+		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "EntityTooLarge", Kind: store.ErrTooLarge,
+			Err: fmt.Errorf("part is %d bytes, more than %d", size, store.MaxPartSize)}
+	}
+	in := &s3.UploadPartCopyInput{
+		Bucket:          aws.String(b.bucket),
+		Key:             aws.String(key),
+		UploadId:        aws.String(uploadID),
+		PartNumber:      aws.Int32(n),
+		CopySource:      aws.String(escapePath(b.bucket + "/" + srcKey)),
+		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+size-1)),
+	}
+	if srcETag != "" {
+		in.CopySourceIfMatch = quote(srcETag)
+	}
+	out, err := b.client.UploadPartCopy(ctx, in)
+	if err != nil {
+		return store.Part{}, b.fail(ctx, op, key, err)
+	}
+	var etag string
+	if out.CopyPartResult != nil {
+		etag = unquote(out.CopyPartResult.ETag)
+	}
+	if etag == "" {
+		return store.Part{}, store.Errorf(store.ErrUnavailable, op, key, "server returned no ETag for the copied part")
+	}
+	return store.Part{Number: n, ETag: etag, Size: size}, nil
+}
+
 // CompleteMultipartUpload implements store.Bucket. The returned Size is
 // the sum of the listed parts' Size; content type and metadata are not
 // reported (S3 does not return them).

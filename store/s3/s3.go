@@ -25,8 +25,9 @@
 // does not depend on the server and no body is read for nothing: keys
 // empty or over store.MaxKeyLength (versitygw only limits each path
 // segment), Put over store.MaxPutSize, part numbers outside
-// 1..store.MaxParts, parts over store.MaxPartSize, an empty part list, and
-// a copy of an object onto itself that keeps its metadata. The minimum part
+// 1..store.MaxParts, parts over store.MaxPartSize, an empty part list, an
+// empty or negative copy source range, and a copy of an object onto itself
+// that keeps its metadata. The minimum part
 // size is left to the server (AWS and versitygw enforce it at completion),
 // because it cannot be judged without trusting Part.Size.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/aws/smithy-go"
 
@@ -21,6 +22,7 @@ const (
 	opCopyObject              = store.OpCopyObject
 	opCreateMultipartUpload   = store.OpCreateMultipartUpload
 	opUploadPart              = store.OpUploadPart
+	opUploadPartCopy          = store.OpUploadPartCopy
 	opCompleteMultipartUpload = store.OpCompleteMultipartUpload
 	opAbortMultipartUpload    = store.OpAbortMultipartUpload
 )
@@ -141,9 +143,19 @@ func translate(ctx context.Context, op, key string, err error) error {
 		e.Kind = store.ErrUnavailable
 	default:
 		e.Kind = kindOf(op, e.Code, status)
+		if op == opUploadPartCopy && e.Kind == store.ErrInvalidArgument && apiErr != nil &&
+			strings.HasPrefix(apiErr.ErrorMessage(), copyRangeMessage) {
+			// A copy source range past the source's end: AWS and
+			// versitygw call it InvalidArgument, GetObject's InvalidRange.
+			e.Kind = store.ErrInvalidRange
+		}
 	}
 	return e
 }
+
+// copyRangeMessage starts the message of the InvalidArgument error for an
+// x-amz-copy-source-range that does not lie inside the source.
+const copyRangeMessage = "Range specified is not valid for source object"
 
 func kindOf(op, code string, status int) error {
 	if op == opHeadBucket && status == http.StatusNotFound && (code == "" || code == "NotFound") {

@@ -52,6 +52,9 @@ func Run(t *testing.T, newBucket func(t *testing.T) store.Bucket) {
 		{"MultipartTooSmall", testMultipartTooSmall},
 		{"MultipartBadPartList", testMultipartBadPartList},
 		{"MultipartAbort", testMultipartAbort},
+		{"UploadPartCopy", testUploadPartCopy},
+		{"UploadPartCopyInPlace", testUploadPartCopyInPlace},
+		{"UploadPartCopyErrors", testUploadPartCopyErrors},
 		{"InvalidArguments", testInvalidArguments},
 		{"Canceled", testCanceled},
 	}
@@ -747,6 +750,162 @@ func testMultipartAbort(t *testing.T, s *suite) {
 	t.Cleanup(func() { _ = s.b.AbortMultipartUpload(context.Background(), s.key("other"), other) })
 	_, err = s.b.UploadPart(ctx(t), key, other, 1, bytes.NewReader([]byte("x")), 1)
 	wantErr(t, "UploadPart with another key's upload id", err, store.ErrNoSuchUpload)
+}
+
+// testUploadPartCopy assembles an object from ranges of another (whose key
+// needs escaping in x-amz-copy-source) and an uploaded part.
+func testUploadPartCopy(t *testing.T, s *suite) {
+	src := s.key("sp ace+plus/ümlaut&q?.bin")
+	data := pattern(2*int(store.MinPartSize)+5000, 11)
+	si := s.put(t, src, data, store.PutOptions{})
+	key := s.key("assembled")
+	id, err := s.b.CreateMultipartUpload(ctx(t), key, store.PutOptions{Metadata: map[string]string{"mode": "33188"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.b.AbortMultipartUpload(context.Background(), key, id) })
+	local := pattern(int(store.MinPartSize), 99)
+	var (
+		parts []store.Part
+		want  []byte
+	)
+	copyPart := func(n int32, off, size int64) {
+		t.Helper()
+		p, err := s.b.UploadPartCopy(ctx(t), key, id, n, src, si.ETag, off, size)
+		if err != nil {
+			t.Fatalf("UploadPartCopy %d (%d bytes at %d): %v", n, size, off, err)
+		}
+		checkETag(t, fmt.Sprintf("UploadPartCopy %d", n), p.ETag)
+		if p.Number != n || p.Size != size {
+			t.Fatalf("UploadPartCopy %d = %+v, want number %d size %d", n, p, n, size)
+		}
+		parts = append(parts, p)
+		want = append(want, data[off:off+size]...)
+	}
+	// Not at the start; then an uploaded part; then a copy across the
+	// source's end (the last part, shorter than the minimum).
+	copyPart(1, 1000, store.MinPartSize+7)
+	p, err := s.b.UploadPart(ctx(t), key, id, 2, bytes.NewReader(local), int64(len(local)))
+	if err != nil {
+		t.Fatalf("UploadPart 2: %v", err)
+	}
+	parts = append(parts, p)
+	want = append(want, local...)
+	copyPart(3, int64(len(data))-3000, 3000)
+	// Without an ETag precondition, and copying a part again replaces it.
+	p3, err := s.b.UploadPartCopy(ctx(t), key, id, 3, src, "", int64(len(data))-3000, 3000)
+	if err != nil {
+		t.Fatalf("UploadPartCopy without an ETag: %v", err)
+	}
+	parts[2] = p3
+	fi, err := s.b.CompleteMultipartUpload(ctx(t), key, id, parts)
+	if err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	got, gi, err := s.get(t, key, 0, -1, store.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Get = %d bytes, want %d, equal %v", len(got), len(want), bytes.Equal(got, want))
+	}
+	if gi.ETag != fi.ETag || gi.Size != int64(len(want)) {
+		t.Errorf("Get info %+v, want ETag %s size %d", gi, fi.ETag, len(want))
+	}
+	if hi, err := s.b.Head(ctx(t), key); err != nil || hi.Metadata["mode"] != "33188" {
+		t.Errorf("Head = %+v, %v; want the upload's metadata", hi, err)
+	}
+	// The source is unchanged.
+	if got, gi, err := s.get(t, src, 0, -1, store.GetOptions{}); err != nil || !bytes.Equal(got, data) || gi.ETag != si.ETag {
+		t.Errorf("source after the copies: %d bytes, %+v, %v", len(got), gi, err)
+	}
+}
+
+// testUploadPartCopyInPlace replaces an object by an upload that copies
+// its own start: an append that keeps the untouched bytes on the server.
+func testUploadPartCopyInPlace(t *testing.T, s *suite) {
+	key := s.key("log")
+	data := pattern(int(store.MinPartSize)+100, 5)
+	si := s.put(t, key, data, store.PutOptions{})
+	id, err := s.b.CreateMultipartUpload(ctx(t), key, store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.b.AbortMultipartUpload(context.Background(), key, id) })
+	p1, err := s.b.UploadPartCopy(ctx(t), key, id, 1, key, si.ETag, 0, int64(len(data)))
+	if err != nil {
+		t.Fatalf("UploadPartCopy from the upload's own key: %v", err)
+	}
+	tail := []byte("appended line\n")
+	p2, err := s.b.UploadPart(ctx(t), key, id, 2, bytes.NewReader(tail), int64(len(tail)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until completion the object is the old one.
+	if got, _, err := s.get(t, key, 0, -1, store.GetOptions{IfMatch: si.ETag}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get before completion: %d bytes, %v", len(got), err)
+	}
+	if _, err := s.b.CompleteMultipartUpload(ctx(t), key, id, []store.Part{p1, p2}); err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	want := append(bytes.Clone(data), tail...)
+	if got, _, err := s.get(t, key, 0, -1, store.GetOptions{}); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Get after completion: %d bytes (want %d), %v", len(got), len(want), err)
+	}
+}
+
+func testUploadPartCopyErrors(t *testing.T, s *suite) {
+	src := s.key("src")
+	v1 := pattern(10000, 1)
+	si := s.put(t, src, v1, store.PutOptions{})
+	key := s.key("dst")
+	id, err := s.b.CreateMultipartUpload(ctx(t), key, store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.b.AbortMultipartUpload(context.Background(), key, id) })
+
+	tests := []struct {
+		name     string
+		id, src  string
+		etag     string
+		off, len int64
+		want     error
+	}{
+		{"missing source", id, s.key("missing"), "", 0, 10, store.ErrNotFound},
+		{"range past the end", id, src, si.ETag, 9990, 20, store.ErrInvalidRange},
+		{"range at the end", id, src, si.ETag, 10000, 1, store.ErrInvalidRange},
+		{"unknown upload", "no-such-upload-id", src, si.ETag, 0, 10, store.ErrNoSuchUpload},
+		{"part over MaxPartSize", id, src, "", 0, store.MaxPartSize + 1, store.ErrTooLarge},
+	}
+	for _, tc := range tests {
+		_, err := s.b.UploadPartCopy(ctx(t), key, tc.id, 1, tc.src, tc.etag, tc.off, tc.len)
+		wantErr(t, "UploadPartCopy with "+tc.name, err, tc.want)
+	}
+	for _, n := range []int32{0, store.MaxParts + 1} {
+		_, err := s.b.UploadPartCopy(ctx(t), key, id, n, src, "", 0, 10)
+		wantErr(t, fmt.Sprintf("UploadPartCopy number %d", n), err, store.ErrInvalidArgument)
+	}
+
+	// The source changed since its ETag was seen.
+	s.put(t, src, pattern(10000, 2), store.PutOptions{})
+	_, err = s.b.UploadPartCopy(ctx(t), key, id, 1, src, si.ETag, 0, 10)
+	wantErr(t, "UploadPartCopy of a changed source", err, store.ErrPreconditionFailed)
+
+	// Copied parts obey the minimum part size like uploaded ones.
+	p1, err := s.b.UploadPartCopy(ctx(t), key, id, 1, src, "", 0, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s.b.UploadPartCopy(ctx(t), key, id, 2, src, "", 1024, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.b.CompleteMultipartUpload(ctx(t), key, id, []store.Part{p1, p2})
+	wantErr(t, "Complete with a small copied non-final part", err, store.ErrInvalidArgument)
+	if _, err := s.b.Head(ctx(t), key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Head after a rejected completion: %v, want ErrNotFound", err)
+	}
 }
 
 // unreadable fails the test if a store reads a body it should have
