@@ -240,6 +240,7 @@ func (f *File) saveMeta(ctx context.Context) syscall.Errno {
 		f.info, f.md, f.metaKnown, f.mtime = newInfo, md, true, time.Time{}
 	}
 	f.mu.Unlock()
+	f.noteInParent(newInfo)
 	return 0
 }
 
@@ -464,8 +465,33 @@ func (f *File) uploaded(s *cache.Staged) func(store.ObjectInfo) {
 			f.fsys.metas.remember(info, md, false)
 		}
 		f.mu.Unlock()
+		f.noteInParent(info)
 		f.dropIfClean()
 	}
+}
+
+// noteInParent tells the parent directory's cached listing what the file
+// now is on the server, after the mount changed it (an upload, a metadata
+// copy): a lookup the listing answers within its TTL (the kernel looks a
+// name up again whenever its dentry expires) must not take the file back
+// to the version the listing saw, with the old size, mode and mtime, and
+// the old ETag, which makes reads fail with ESTALE.
+func (f *File) noteInParent(info store.ObjectInfo) {
+	name, parent := f.Parent()
+	if parent == nil {
+		return
+	}
+	d, ok := parent.Operations().(*Dir)
+	if !ok || f.fsys.fileKey(d.childPath(name)) != info.Key {
+		return // renamed since: the rename noted it
+	}
+	f.mu.Lock()
+	e := entry{info: f.info, md: f.md, known: f.metaKnown}
+	f.mu.Unlock()
+	if e.info.ETag != info.ETag {
+		return // changed again since
+	}
+	d.note(name, &e)
 }
 
 func (f *File) putOptions(key string, mtime time.Time) store.PutOptions {
