@@ -11,7 +11,11 @@
 //   - Uploads (upload.go): one PutObject below Options.MultipartThreshold,
 //     else a multipart upload whose parts go up in parallel, with a part
 //     size that grows so a file reaches S3's 5 TiB limit within 10,000
-//     parts. A failed multipart upload is aborted, never left behind.
+//     parts. A failed multipart upload is aborted, never left behind. A
+//     file filled from an object remembers it and the ranges written or
+//     truncated since; its upload copies the other ranges from the object
+//     on the server (UploadPartCopy, if its ETag still matches) instead of
+//     sending them (copyplan.go), and sends them after all if that fails.
 //
 //   - Reads (reader.go): ranged GETs pinned to the ETag the file was opened
 //     with (If-Match), so a reader never mixes two versions of an object;

@@ -6,7 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+
+	"github.com/ampfs/ampfs/store"
 )
 
 // Staged is the local copy of a file being written: a staging file plus
@@ -29,6 +32,15 @@ type Staged struct {
 	// refs counts the holders (an open file, a pending upload); the
 	// staging file is removed when the last lets go. GUARDED_BY(mu)
 	refs int
+	// src is the object the file equals outside touched (the ranges
+	// written or truncated since, up to src.size), so an upload can copy
+	// the rest on the server (copyplan.go); nil when there is none: a new
+	// file, or one changed in too many places. GUARDED_BY(mu)
+	src     *source
+	touched spans // GUARDED_BY(mu)
+	// trackers are the uploads in flight, each collecting what is touched
+	// while it runs. GUARDED_BY(mu)
+	trackers []*tracker
 }
 
 // NewStaged creates an empty staging file. It starts dirty: an empty file
@@ -88,8 +100,58 @@ func (c *Cache) Fill(ctx context.Context, s *Staged, key, etag string) error {
 	s.mu.Lock()
 	s.size = n
 	s.cleanGen = s.gen
+	s.src, s.touched = nil, spans{}
+	if info.ETag != "" {
+		s.src = &source{key: key, etag: info.ETag, size: n}
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// touchLocked records that [off, end) changed: it no longer equals the
+// source, nor what the uploads in flight are storing. The caller holds mu.
+func (s *Staged) touchLocked(off, end int64) {
+	if s.src != nil {
+		s.touched.add(off, min(end, s.src.size))
+		if s.touched.all {
+			s.src, s.touched = nil, spans{}
+		}
+	}
+	for _, t := range s.trackers {
+		t.touched.add(off, min(end, t.size))
+	}
+}
+
+// startUpload returns the generation and size an upload starts from, the
+// source it may copy from (nil: none), and a tracker that collects what
+// changes while it runs; the upload ends with endUpload.
+func (s *Staged) startUpload() (gen uint64, size int64, src *copySource, t *tracker) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src != nil {
+		src = &copySource{source: *s.src, touched: s.touched.clone()}
+	}
+	t = &tracker{size: s.size}
+	s.trackers = append(s.trackers, t)
+	return s.gen, s.size, src, t
+}
+
+// endUpload ends the upload t tracked. When it stored the object info (its
+// key and ETag; its size is t's), that object is the new source: the file
+// differs from it only where it was touched since the upload started.
+func (s *Staged) endUpload(t *tracker, info *store.ObjectInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.trackers, t); i >= 0 {
+		s.trackers = slices.Delete(s.trackers, i, i+1)
+	}
+	if info == nil || info.ETag == "" || info.Key == "" {
+		return
+	}
+	s.src, s.touched = nil, spans{}
+	if !t.touched.all {
+		s.src, s.touched = &source{key: info.Key, etag: info.ETag, size: t.size}, t.touched
+	}
 }
 
 // ReadAt reads from the staged data; reads past the logical size return
@@ -118,6 +180,7 @@ func (s *Staged) WriteAt(p []byte, off int64) (int, error) {
 	}
 	if n > 0 {
 		s.gen++
+		s.touchLocked(off, off+int64(n))
 	}
 	st, size := s.stream, s.size
 	s.mu.Unlock()
@@ -134,6 +197,8 @@ func (s *Staged) Truncate(size int64) error {
 	if err := s.f.Truncate(size); err != nil {
 		return err
 	}
+	// Cut off, or grown with zeros: not the source's bytes either way.
+	s.touchLocked(min(size, s.size), max(size, s.size))
 	s.size = size
 	s.gen++
 	if s.stream != nil {

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -27,7 +29,7 @@ func (c *Cache) Upload(ctx context.Context, key string, s *Staged, opts store.Pu
 // uploadStaged is Upload; onID, when set, learns a multipart upload's id
 // as soon as it exists (the journal keeps it, to abort it after a crash).
 func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts store.PutOptions, onID func(string)) (store.ObjectInfo, error) {
-	gen, size := s.snapshot()
+	gen, size, src, t := s.startUpload()
 	type result struct {
 		info store.ObjectInfo
 		err  error
@@ -41,7 +43,13 @@ func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts st
 			info, streamed, err = st.finish(c.opts.Context, s.f, key, size)
 		}
 		if !streamed {
-			info, err = c.upload(c.opts.Context, key, s.f, size, opts, onID)
+			info, err = c.upload(c.opts.Context, key, s.f, size, opts, onID, src)
+		}
+		if err == nil {
+			info.Key = key
+			s.endUpload(t, &info)
+		} else {
+			s.endUpload(t, nil)
 		}
 		done <- result{info, err}
 	}()
@@ -66,8 +74,9 @@ func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts st
 }
 
 // upload sends size bytes of r to key: one PutObject, or a multipart upload
-// from MultipartThreshold on.
-func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int64, opts store.PutOptions, onID func(string)) (store.ObjectInfo, error) {
+// from MultipartThreshold on, whose parts lying in src's untouched ranges
+// are copied from it on the server (src may be nil; see copyplan.go).
+func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int64, opts store.PutOptions, onID func(string), src *copySource) (store.ObjectInfo, error) {
 	start := time.Now()
 	if size < c.opts.MultipartThreshold {
 		info, err := c.opts.Bucket.Put(ctx, key, io.NewSectionReader(r, 0, size), size, opts)
@@ -80,6 +89,7 @@ func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int6
 		return store.ObjectInfo{}, store.Errorf(store.ErrTooLarge, "Upload", key, "%d bytes is over S3's object size limit", size)
 	}
 	partSize := PartSize(size, c.opts.PartSize)
+	plan := planParts(size, partSize, src)
 	id, err := c.opts.Bucket.CreateMultipartUpload(ctx, key, opts)
 	if err != nil {
 		return store.ObjectInfo{}, err
@@ -87,17 +97,37 @@ func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int6
 	if onID != nil {
 		onID(id)
 	}
-	nparts := int((size + partSize - 1) / partSize)
-	parts := make([]store.Part, nparts)
+	parts := make([]store.Part, len(plan))
+	var (
+		copied, fellBack atomic.Int64 // bytes
+		srcGone          atomic.Bool  // the source changed or went: copy no more
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.UploadConcurrency)
-	for i := range nparts {
-		off := int64(i) * partSize
-		n := min(partSize, size-off)
+	for i, pp := range plan {
+		num := int32(i + 1)
 		g.Go(func() error {
-			p, err := c.opts.Bucket.UploadPart(gctx, key, id, int32(i+1), io.NewSectionReader(r, off, n), n)
+			if pp.copy && !srcGone.Load() {
+				p, err := c.opts.Bucket.UploadPartCopy(gctx, key, id, num, src.key, src.etag, pp.off, pp.size)
+				if err == nil {
+					parts[i] = p
+					copied.Add(pp.size)
+					return nil
+				}
+				if gctx.Err() != nil {
+					return fmt.Errorf("part %d: %w", num, err)
+				}
+				if errors.Is(err, store.ErrPreconditionFailed) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidRange) {
+					srcGone.Store(true)
+				}
+				// The staging file has these bytes too.
+				fellBack.Add(pp.size)
+				c.opts.Logger.Debug().Str("op", "copy").Str("key", key).Str("src", src.key).Str("src_etag", src.etag).
+					Int32("part", num).Int64("off", pp.off).Int64("len", pp.size).Err(err).Msg("copying a part failed; sending it")
+			}
+			p, err := c.opts.Bucket.UploadPart(gctx, key, id, num, io.NewSectionReader(r, pp.off, pp.size), pp.size)
 			if err != nil {
-				return fmt.Errorf("part %d: %w", i+1, err)
+				return fmt.Errorf("part %d: %w", num, err)
 			}
 			parts[i] = p
 			return nil
@@ -116,8 +146,11 @@ func (c *Cache) upload(ctx context.Context, key string, r io.ReaderAt, size int6
 		}
 		return store.ObjectInfo{}, err
 	}
-	c.opts.Logger.Debug().Str("op", "multipart").Str("key", key).Int64("len", size).
-		Int("part", nparts).Dur("dur", time.Since(start)).Msg("uploaded")
+	e := c.opts.Logger.Debug().Str("op", "multipart").Str("key", key).Int64("len", size).Int("part", len(plan))
+	if src != nil {
+		e = e.Str("src", src.key).Int64("copied", copied.Load()).Int64("copy_failed", fellBack.Load())
+	}
+	e.Dur("dur", time.Since(start)).Msg("uploaded")
 	return info, nil
 }
 
