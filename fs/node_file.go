@@ -413,9 +413,23 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 	f.mu.Lock()
 	s, unlinked, mtime, metaDirty := f.staged, f.unlinked, f.mtime, f.metaDirty
+	if s != nil {
+		// Our own reference: the upload's completion may drop f.staged
+		// and the worker close its file while this commits it.
+		s.Ref()
+	}
 	f.mu.Unlock()
-	if s == nil || unlinked {
+	if s == nil {
 		return 0
+	}
+	defer s.Close()
+	if unlinked {
+		return 0
+	}
+	if metaDirty && !s.Dirty() {
+		// saveMeta saw the data not uploaded yet, and its upload has
+		// finished since: the metadata change still needs one.
+		s.MarkDirty()
 	}
 	gen := s.Committed()
 	key := f.key()
@@ -518,7 +532,7 @@ func contentType(key string) string {
 func (f *File) dropIfClean() {
 	f.mu.Lock()
 	s := f.staged
-	if s == nil || f.handles > 0 || (s.Dirty() && !f.unlinked) {
+	if s == nil || f.handles > 0 || ((s.Dirty() || f.metaDirty) && !f.unlinked) {
 		f.mu.Unlock()
 		return
 	}
