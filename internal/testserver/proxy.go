@@ -10,12 +10,14 @@ import (
 )
 
 // Proxy is a reverse proxy in front of the server that counts requests by
-// S3 operation, for tests that assert how many requests an operation costs.
+// S3 operation, and the body bytes they send, for tests that assert what
+// an operation costs.
 type Proxy struct {
 	Endpoint string
 
 	mu     sync.Mutex
 	counts map[string]int
+	bytes  map[string]int64
 }
 
 // CountingProxy starts a Proxy to s; it stops when the test ends.
@@ -25,12 +27,13 @@ func (s *Server) CountingProxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{counts: map[string]int{}}
+	p := &Proxy{counts: map[string]int{}, bytes: map[string]int64{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := Operation(r)
 		p.mu.Lock()
 		p.counts[op]++
+		p.bytes[op] += max(r.ContentLength, 0)
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
@@ -50,10 +53,23 @@ func (p *Proxy) Counts() map[string]int {
 	return out
 }
 
+// Bytes returns the request body bytes (Content-Length) seen so far by
+// operation.
+func (p *Proxy) Bytes() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int64, len(p.bytes))
+	for k, v := range p.bytes {
+		out[k] = v
+	}
+	return out
+}
+
 // Reset sets every count to zero.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	clear(p.counts)
+	clear(p.bytes)
 	p.mu.Unlock()
 }
 
@@ -75,6 +91,8 @@ func Operation(r *http.Request) string {
 		return "GetObject"
 	case http.MethodPut:
 		switch {
+		case q.Has("partNumber") && r.Header.Get("X-Amz-Copy-Source") != "":
+			return "UploadPartCopy"
 		case q.Has("partNumber"):
 			return "UploadPart"
 		case r.Header.Get("X-Amz-Copy-Source") != "":
