@@ -58,11 +58,13 @@
 //
 // # Renames
 //
-// Files: server-side copy, then delete. Directories: every key below is
-// copied, then deleted, under a journal record (rename.go) that the next
-// mount finishes. Between Amplify trees (different owners) a rename is
-// EXDEV and mv(1) copies. Hard links and mknod are not supported (ENOTSUP
-// or EPERM from go-fuse's defaults, never ENOSYS).
+// Files: server-side copy, then delete (objects over CopyObject's 5 GiB
+// limit are copied in parts with UploadPartCopy, copy.go). Directories:
+// every key below is copied, then deleted, under a journal record
+// (rename.go) that the next mount finishes. Between Amplify trees
+// (different owners) a rename is EXDEV and mv(1) copies. Hard links and
+// mknod are not supported (ENOTSUP or EPERM from go-fuse's defaults, never
+// ENOSYS).
 //
 // # Errors
 //

@@ -64,6 +64,10 @@ type Options struct {
 	RenameJournal string
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
+	// MaxCopySize is the largest object a rename copies with one
+	// CopyObject; larger ones are copied in parts (UploadPartCopy, copy.go).
+	// Zero: store.MaxPutSize, S3's limit.
+	MaxCopySize int64
 }
 
 // FS is one mounted file system.
@@ -111,6 +115,9 @@ func New(opts Options) (*FS, error) {
 	}
 	if opts.Layout == nil {
 		opts.Layout = RawLayout(opts.Prefix)
+	}
+	if opts.MaxCopySize <= 0 {
+		opts.MaxCopySize = store.MaxPutSize
 	}
 	return &FS{
 		opts:     opts,

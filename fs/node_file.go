@@ -595,12 +595,9 @@ func (f *File) moveTo(ctx context.Context, src, dst string) error {
 			f.fsys.setDirty(f, false)
 		}
 	} else {
-		if info.Size > store.MaxPutSize {
-			// CopyObject stops at 5 GiB; mv(1) copies instead on EXDEV.
-			return syscall.EXDEV
-		}
 		f.fsys.cache.Cancel(dst)
-		newInfo, err := f.fsys.bucket.Copy(ctx, src, dst, store.CopyOptions{IfMatch: info.ETag})
+		info.Key = src
+		newInfo, err := f.fsys.copyObject(ctx, info, dst, info.ETag)
 		if err != nil {
 			return err
 		}

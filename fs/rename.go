@@ -113,16 +113,9 @@ func (d *Dir) renameDir(ctx context.Context, src *Dir, name string, nd *Dir, new
 			}
 		}
 	}
-	// Objects over CopyObject's 5 GiB limit would need UploadPartCopy:
-	// refuse before touching anything, and mv(1) copies instead.
 	keys, err := fsys.listAll(ctx, srcKey)
 	if err != nil {
 		return fsys.errno("rename", srcKey, err)
-	}
-	for _, o := range keys {
-		if o.Size > store.MaxPutSize {
-			return syscall.EXDEV
-		}
 	}
 	rec := renameRecord{Src: srcKey, Dst: dstKey, Started: fsys.now()}
 	if err := fsys.writeRename(rec); err != nil {
@@ -219,7 +212,7 @@ func (fsys *FS) moveKeys(ctx context.Context, rec renameRecord, keys []store.Obj
 			if strings.HasSuffix(o.Key, "/") && o.Size == 0 {
 				info, err = fsys.copyMarker(gctx, o.Key, rec.Dst+rel)
 			} else {
-				info, err = fsys.bucket.Copy(gctx, o.Key, rec.Dst+rel, store.CopyOptions{})
+				info, err = fsys.copyObject(gctx, o, rec.Dst+rel, "")
 			}
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // deleted meanwhile (or by a finished earlier attempt)

@@ -88,6 +88,10 @@ type Options struct {
 	// object key ("" for HeadBucket, the prefix for ListObjectsV2, the
 	// source for CopyObject, the destination for UploadPartCopy).
 	Fault func(op, key string) error
+	// MaxCopySize is the largest source Copy accepts (ErrTooLarge above
+	// it, as S3's CopyObject above 5 GiB); 0 means store.MaxPutSize. Tests
+	// of what happens above the limit set it small.
+	MaxCopySize int64
 }
 
 // Bucket is the in-memory store.Bucket.
@@ -96,6 +100,7 @@ type Bucket struct {
 	now         func() time.Time
 	maxListKeys int
 	faultHook   func(op, key string) error
+	maxCopy     int64
 
 	mu sync.Mutex
 	// objects by key; an object's data is never modified after it is
@@ -142,6 +147,7 @@ func New(opts Options) *Bucket {
 		now:         opts.Now,
 		maxListKeys: opts.MaxListKeys,
 		faultHook:   opts.Fault,
+		maxCopy:     opts.MaxCopySize,
 		objects:     make(map[string]*object),
 		uploads:     make(map[string]*upload),
 		faults:      make(map[string][]*pendingFault),
@@ -155,6 +161,9 @@ func New(opts Options) *Bucket {
 	}
 	if b.maxListKeys <= 0 {
 		b.maxListKeys = 3
+	}
+	if b.maxCopy <= 0 {
+		b.maxCopy = store.MaxPutSize
 	}
 	return b
 }
@@ -507,9 +516,9 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, opts store.CopyOptio
 		return store.ObjectInfo{}, &store.OpError{Op: OpCopyObject, Key: src, Code: "PreconditionFailed", Kind: store.ErrPreconditionFailed,
 			Err: fmt.Errorf("ETag is %s, not %s", o.etag, opts.IfMatch)}
 	}
-	if int64(len(o.data)) > store.MaxPutSize {
+	if int64(len(o.data)) > b.maxCopy {
 		return store.ObjectInfo{}, &store.OpError{Op: OpCopyObject, Key: src, Code: "InvalidRequest", Kind: store.ErrTooLarge,
-			Err: fmt.Errorf("source is %d bytes, more than %d", len(o.data), store.MaxPutSize)}
+			Err: fmt.Errorf("source is %d bytes, more than %d", len(o.data), b.maxCopy)}
 	}
 	if src == dst && !opts.ReplaceMetadata {
 		// S3: "This copy request is illegal because it is trying to copy an

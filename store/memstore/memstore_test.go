@@ -320,3 +320,25 @@ func TestUploadPartCopy(t *testing.T) {
 		t.Errorf("object %q, want 23456", got)
 	}
 }
+
+// TestMaxCopySize: Copy refuses sources over the configured limit, as S3
+// does over 5 GiB; UploadPartCopy has no such limit.
+func TestMaxCopySize(t *testing.T) {
+	ctx := context.Background()
+	b := memstore.New(memstore.Options{MaxCopySize: 10})
+	fi := put(t, b, "big", []byte("eleven byte"))
+	put(t, b, "ok", []byte("ten bytes!"))
+	if _, err := b.Copy(ctx, "big", "dst", store.CopyOptions{}); !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("Copy over MaxCopySize: %v, want ErrTooLarge", err)
+	}
+	if _, err := b.Copy(ctx, "ok", "dst", store.CopyOptions{}); err != nil {
+		t.Errorf("Copy at MaxCopySize: %v", err)
+	}
+	id, err := b.CreateMultipartUpload(ctx, "dst", store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UploadPartCopy(ctx, "dst", id, 1, "big", fi.ETag, 0, 11); err != nil {
+		t.Errorf("UploadPartCopy of a source over MaxCopySize: %v", err)
+	}
+}
