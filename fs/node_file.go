@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"mime"
 	"path"
@@ -313,6 +314,10 @@ func (f *File) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 // stage returns the file's staging file, creating it: empty when trunc,
 // else a copy of the object.
 func (f *File) stage(ctx context.Context, trunc bool) (*cache.Staged, error) {
+	return f.stageTry(ctx, trunc, 0)
+}
+
+func (f *File) stageTry(ctx context.Context, trunc bool, attempt int) (*cache.Staged, error) {
 	f.mu.Lock()
 	if s := f.staged; s != nil {
 		f.mu.Unlock()
@@ -333,6 +338,17 @@ func (f *File) stage(ctx context.Context, trunc bool) (*cache.Staged, error) {
 	if !trunc && info.ETag != "" {
 		if err := f.fsys.cache.Fill(ctx, s, f.key(), info.ETag); err != nil {
 			s.Close()
+			f.mu.Lock()
+			changedHere := f.staged != nil || f.info.ETag != info.ETag
+			f.mu.Unlock()
+			if errors.Is(err, store.ErrPreconditionFailed) && changedHere && attempt < 3 {
+				// This mount changed the object while it was read (the
+				// close of another descriptor uploaded it): start from
+				// what it is now, as that descriptor's writes are ours
+				// to see. (posixtest's ParallelFileOpen: open failed
+				// with ESTALE.)
+				return f.stageTry(ctx, trunc, attempt+1)
+			}
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -288,5 +289,78 @@ func TestDeletedOpenFileKeepsItsData(t *testing.T) {
 	}
 	if _, err := os.Stat(m.path("f")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat of the deleted name: %v", err)
+	}
+}
+
+// Two descriptors opened for writing at once (posixtest's
+// ParallelFileOpen, with --sync-on-close): while one open reads the
+// object to stage it, another descriptor is opened, written, closed and
+// uploaded, so the first read's If-Match no longer holds. The first open
+// starts over from the new version instead of failing with ESTALE. (The
+// kernel retries an open that fails with ESTALE once, so the race is run
+// twice.)
+func TestOpenWhileAnotherDescriptorUploads(t *testing.T) {
+	var gets atomic.Int32
+	var racing atomic.Bool
+	entered := map[int32]chan struct{}{1: make(chan struct{}), 3: make(chan struct{})}
+	release := map[int32]chan struct{}{1: make(chan struct{}), 3: make(chan struct{})}
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op != memstore.OpGetObject || key != "f" || !racing.Load() {
+			return nil
+		}
+		// The odd reads are the racing open's; the even ones the writers'.
+		if n := gets.Add(1); entered[n] != nil {
+			close(entered[n])
+			<-release[n]
+		}
+		return nil
+	}})
+	put(t, b, "f", []byte("0123456789"))
+	m := mount(t, b) // close waits for the upload
+	if _, err := os.Stat(m.path("f")); err != nil {
+		t.Fatal(err)
+	}
+	racing.Store(true)
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(m.path("f"), os.O_RDWR, 0)
+		if err == nil {
+			f.Close()
+		}
+		opened <- err
+	}()
+	want := ""
+	var err error
+	done := false
+	for _, n := range []int32{1, 3} {
+		select {
+		case <-entered[n]:
+		case err = <-opened:
+			// Done early: it took the staged data of the descriptor
+			// that changed the object.
+			done = true
+		case <-time.After(10 * time.Second):
+			racing.Store(false)
+			close(release[1])
+			t.Fatalf("no read %d", n)
+		}
+		if done {
+			break
+		}
+		want = fmt.Sprint("changed ", n)
+		if err := os.WriteFile(m.path("f"), []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		close(release[n])
+	}
+	if !done {
+		err = <-opened
+	}
+	racing.Store(false)
+	if err != nil {
+		t.Errorf("open while other descriptors' uploads changed the object: %v", err)
+	}
+	if got, err := os.ReadFile(m.path("f")); err != nil || string(got) != want {
+		t.Errorf("f = %q, %v; want %q", got, err, want)
 	}
 }
