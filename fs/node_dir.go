@@ -451,9 +451,9 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	// -l looks up every entry it gets) and for the TTL after that. From
 	// here on it is only touched under d.mu.
 	d.setListing(entries)
+	d.mu.Lock() // entries is the listing now: note changes it under d.mu
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
-	d.mu.Lock()
 	for name, e := range entries {
 		mode := uint32(syscall.S_IFREG)
 		switch {

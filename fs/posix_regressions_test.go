@@ -364,3 +364,36 @@ func TestOpenWhileAnotherDescriptorUploads(t *testing.T) {
 		t.Errorf("f = %q, %v; want %q", got, err, want)
 	}
 }
+
+// readdir while uploads finish: a finished upload notes the file in its
+// directory's listing (noteInParent) while a readdir builds its reply
+// from that listing. Run with -race: the reply's size was read outside
+// the listing's lock (posixtest's ReadDirBasic through a write-back mount
+// hit it).
+func TestReaddirWhileUploadsFinish(t *testing.T) {
+	m := mountOpts(t, memstore.New(memstore.Options{}), Options{}) // write-back
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := os.ReadDir(m.dir); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 100 {
+		if err := os.WriteFile(m.path(fmt.Sprint("f", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drain(t, m.fsys.cache)
+	close(stop)
+	<-done
+}
