@@ -126,11 +126,9 @@ func (d *Dir) walkStep() {
 	parent.mu.Lock()
 	gen, listing := parent.listGen, parent.listing
 	var names []string
-	if listing != nil {
-		for name, e := range listing {
-			if e.dir {
-				names = append(names, name)
-			}
+	for name, e := range listing {
+		if e.dir {
+			names = append(names, name)
 		}
 	}
 	parent.mu.Unlock()
@@ -175,10 +173,11 @@ func (d *Dir) walkStep() {
 	}
 }
 
-// prefetchDirMeta reads the marker metadata of the subdirectories in a
-// prefetched listing of p: the walker stats each of them before reading
-// it, and would otherwise wait for those HEADs (meta_lazy.go) then.
-func (fsys *FS) prefetchDirMeta(ctx context.Context, p string, entries map[string]entry) {
+// unknownSubdirs returns the subdirectories in a prefetched listing of p
+// whose marker metadata is unknown: the walker stats each of them before
+// reading it, and would otherwise wait for those HEADs (meta_lazy.go)
+// then, so the prefetch reads them too.
+func (fsys *FS) unknownSubdirs(p string, entries map[string]entry) map[string]entry {
 	todo := map[string]entry{}
 	for name, e := range entries {
 		if !e.dir {
@@ -192,9 +191,7 @@ func (fsys *FS) prefetchDirMeta(ctx context.Context, p string, entries map[strin
 			todo[name] = e
 		}
 	}
-	if len(todo) > 0 && len(todo) <= metaHeadBudget {
-		fsys.fetchMeta(ctx, p, todo)
-	}
+	return todo
 }
 
 // prefetchListings lists the directories at paths, a few at a time, in
@@ -208,6 +205,11 @@ func (fsys *FS) prefetchListings(paths []string) {
 		g.Go(func() error {
 			at := fsys.now()
 			entries, err := fsys.listDir(ctx, fsys.dirKey(p))
+			var dirs map[string]entry
+			if err == nil {
+				// Taken before the readdir gets (and changes) the map.
+				dirs = fsys.unknownSubdirs(p, entries)
+			}
 			pf := fsys.prefetch
 			pf.mu.Lock()
 			if err == nil && !pf.stale[p] {
@@ -217,6 +219,9 @@ func (fsys *FS) prefetchListings(paths []string) {
 			close(pf.pending[p])
 			delete(pf.pending, p)
 			pf.mu.Unlock()
+			if len(dirs) > 0 && len(dirs) <= metaHeadBudget {
+				fsys.fetchMeta(ctx, p, dirs)
+			}
 			return nil // a failed prefetch is retried by the readdir itself
 		})
 	}

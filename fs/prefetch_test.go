@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,5 +88,35 @@ func TestPrefetchedListingDroppedByChange(t *testing.T) {
 	})
 	if want := []string{"w/d0/f", "w/d1/f", "w/d1/new"}; !slices.Equal(seen, want) {
 		t.Errorf("walk = %q, want %q", seen, want)
+	}
+}
+
+// A prefetched listing also reads its subdirectories' marker metadata:
+// the walker's stat of w/dN/sub, before it reads it, sends no HEAD.
+func TestPrefetchReadsSubdirMarkers(t *testing.T) {
+	b := memstore.New(memstore.Options{MaxListKeys: 1000})
+	const dirs = 4
+	for i := range dirs {
+		putMeta(t, b, fmt.Sprintf("w/d%d/sub/", i), nil, map[string]string{"mode": "16832"}) // 040700
+		put(t, b, fmt.Sprintf("w/d%d/sub/f", i), []byte("x"))
+	}
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute})
+	names(t, m.path("w"))
+	names(t, m.path("w/d0"))
+	// d0's listing, then d1..d3's, each followed by its sub/ marker's HEAD.
+	deadline := time.Now().Add(10 * time.Second)
+	for (listCalls(b) < dirs+1 || b.Calls(memstore.OpHeadObject) < dirs-1) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 1; i < dirs; i++ {
+		names(t, m.path(fmt.Sprintf("w/d%d", i)))
+		b.ResetCalls()
+		st := lstat(t, m.path(fmt.Sprintf("w/d%d/sub", i)))
+		if st.Mode != syscall.S_IFDIR|0o700 {
+			t.Errorf("w/d%d/sub: mode %o", i, st.Mode)
+		}
+		if n := b.Calls(memstore.OpHeadObject); n != 0 {
+			t.Errorf("stat of w/d%d/sub sent %d HEADs; the prefetch should have read its marker", i, n)
+		}
 	}
 }
