@@ -205,17 +205,44 @@ func (f *File) saveMeta(ctx context.Context) syscall.Errno {
 		f.mu.Unlock()
 		return 0 // a deleted file's metadata goes nowhere
 	}
-	if s != nil && s.Dirty() {
-		f.metaDirty = true
-		f.mu.Unlock()
-		if handles > 0 {
-			return 0 // the close that follows commits it
-		}
-		return f.flush(ctx, f.fsys.opts.SyncOnClose)
+	if s != nil {
+		s.Ref() // our own: the last release may drop the file's meanwhile
+		defer s.Close()
 	}
 	info, md, mode, mtime := f.info, f.md, f.modeLocked(), f.mtimeLocked()
 	f.mu.Unlock()
 	key := f.key()
+	if s == nil {
+		// The last release may have dropped the staging file while an
+		// upload of it is still to come (committed again during the
+		// previous one): that upload carries the metadata of its
+		// commit, and would land after a copy made here.
+		if ps, ok := f.fsys.cache.Pending(key); ok {
+			s = ps
+			defer ps.Close()
+		}
+	}
+	// While an upload of the data is to come, the change goes with it:
+	// also when the upload has just finished and its onDone has not
+	// given the file its new ETag yet (a copy would find none, or the
+	// old one).
+	if s != nil && (s.Dirty() || f.fsys.cache.Committed(key) > 0) {
+		f.mu.Lock()
+		f.metaDirty = true
+		if f.staged == nil && !f.unlinked {
+			f.staged = s.Ref() // dropped meanwhile: flush commits this one
+		}
+		f.mu.Unlock()
+		if handles > 0 && s.Gen() != s.Committed() {
+			// Writes not committed yet: the writer's close commits them,
+			// and the change with them. (Without such writes the last
+			// close may have come already: RELEASE, which counts the
+			// handle down, reaches us after close(2) has returned, so a
+			// chmod right after a close still sees the handle.)
+			return 0
+		}
+		return f.flush(ctx, f.fsys.opts.SyncOnClose)
+	}
 	if info.ETag == "" {
 		return 0
 	}
@@ -442,9 +469,12 @@ func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 	if unlinked {
 		return 0
 	}
-	if metaDirty && !s.Dirty() {
-		// saveMeta saw the data not uploaded yet, and its upload has
-		// finished since: the metadata change still needs one.
+	if metaDirty {
+		// The metadata change needs an upload of its own, also when the
+		// data's upload has finished since saveMeta looked (or finishes
+		// between a look here and the commit below, which made it look
+		// clean: the change was lost). A new generation is never marked
+		// clean by an upload of an older one.
 		s.MarkDirty()
 	}
 	gen := s.Committed()
@@ -484,7 +514,10 @@ func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 func (f *File) uploaded(s *cache.Staged) func(store.ObjectInfo) {
 	return func(info store.ObjectInfo) {
 		f.mu.Lock()
-		if f.staged == s {
+		// f.staged is nil when the last release dropped the staging file
+		// between the upload's end and this call (in write-back mode
+		// nothing waits for it): the file is still this upload.
+		if f.staged == s || (f.staged == nil && !f.unlinked) {
 			if info.ContentType == "" {
 				info.ContentType = contentType(info.Key)
 			}
