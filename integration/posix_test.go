@@ -254,8 +254,9 @@ func needTool(t *testing.T, name, pkg string) {
 }
 
 // mountS3fs mounts bucket with s3fs (path-style, the test server's
-// credentials) and returns the mountpoint; it is unmounted at cleanup.
-func mountS3fs(t *testing.T, srv *testserver.Server, bucket string) string {
+// credentials, and the -o options given) and returns the mountpoint; it
+// is unmounted at cleanup.
+func mountS3fs(t *testing.T, srv *testserver.Server, bucket string, opts ...string) string {
 	t.Helper()
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "s3fs")
@@ -264,8 +265,12 @@ func mountS3fs(t *testing.T, srv *testserver.Server, bucket string) string {
 	if err := os.WriteFile(pw, []byte(testserver.AccessKey+":"+testserver.SecretKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "s3fs", bucket, dir, "-o", "url="+srv.Endpoint, "-o", "use_path_request_style", "-o", "passwd_file="+pw,
-		"-o", "endpoint="+testserver.Region, "-o", "stat_cache_expire=1", "-o", "enable_noobj_cache")
+	args := []string{bucket, dir, "-o", "url=" + srv.Endpoint, "-o", "use_path_request_style", "-o", "passwd_file=" + pw,
+		"-o", "endpoint=" + testserver.Region, "-o", "stat_cache_expire=1", "-o", "enable_noobj_cache"}
+	for _, o := range opts {
+		args = append(args, "-o", o)
+	}
+	run(t, "s3fs", args...)
 	deadline := time.Now().Add(mountTimeout)
 	for {
 		if ms, _ := mountsAt(dir); len(ms) > 0 {

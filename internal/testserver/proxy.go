@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -76,13 +77,27 @@ func (p *Proxy) Reset() {
 // Operation names the S3 operation of a path-style request.
 func Operation(r *http.Request) string {
 	q := r.URL.Query()
+	// "/bucket" or "/bucket/": a request on the bucket, not an object.
+	onBucket := !strings.Contains(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/"), "/")
 	switch r.Method {
 	case http.MethodHead:
+		if onBucket {
+			return "HeadBucket"
+		}
 		return "HeadObject"
 	case http.MethodGet:
 		switch {
 		case q.Get("list-type") == "2":
 			return "ListObjectsV2"
+		case onBucket && q.Has("uploads"):
+			return "ListMultipartUploads"
+		case onBucket && q.Has("versions"):
+			return "ListObjectVersions"
+		case onBucket && q.Has("location"):
+			return "GetBucketLocation"
+		case onBucket:
+			// s3fs and rclone list with version 1 (no list-type).
+			return "ListObjects"
 		case q.Has("uploadId"):
 			return "ListParts"
 		case r.Header.Get("Range") != "":
