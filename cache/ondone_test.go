@@ -90,3 +90,44 @@ func TestCommitDuringOnDoneUploadedAgain(t *testing.T) {
 		t.Errorf("status after both uploads: %+v", c.Status())
 	}
 }
+
+// Supersede waits for an upload in flight and, unlike Cancel, does not
+// delete what it stored: the caller is about to put the replacement there
+// (a file renamed over this one).
+func TestSupersedeWaitsAndKeeps(t *testing.T) {
+	release := make(chan struct{})
+	var deletes atomic.Int32
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		switch op {
+		case memstore.OpPutObject:
+			<-release
+		case memstore.OpDeleteObject:
+			deletes.Add(1)
+		}
+		return nil
+	}})
+	c := wbCache(t, b, t.TempDir())
+	s, _ := commit(t, c, "k", []byte("old"))
+	defer s.Close()
+	for i := 0; i < 200 && (len(c.Status()) == 0 || c.Status()[0].State != Uploading); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Supersede(context.Background(), "k") }()
+	select {
+	case err := <-done:
+		t.Fatalf("Supersede returned (%v) while the upload was in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // a delete after a canceled upload runs on its own
+	if n := deletes.Load(); n != 0 {
+		t.Errorf("%d deletes after Supersede, want none", n)
+	}
+	if len(c.Status()) != 0 {
+		t.Errorf("still pending: %+v", c.Status())
+	}
+}

@@ -56,6 +56,8 @@ type pending struct {
 	attempts           int
 	again              bool // committed again while uploading
 	canceled           bool // unlinked: drop, and delete what an upload in flight stores
+	superseded         bool // replaced (Supersede): drop, and keep what an upload in flight stores
+	finished           bool // the worker is done with it after it was dropped
 	retry              *time.Timer
 	settling           *time.Timer // waiting Options.Settle before it is queued
 	// deferred: held back while the file is still being written (see
@@ -266,6 +268,35 @@ func (c *Cache) Cancel(key string) {
 	c.wmu.Unlock()
 }
 
+// Supersede drops key's pending upload because the object is about to be
+// replaced on the server (a file renamed over this one): unlike Cancel,
+// what an upload in flight stores is not deleted once it ends, which
+// would delete the replacement. Supersede waits for that upload to end,
+// so the replacement is written after it and stays.
+func (c *Cache) Supersede(ctx context.Context, key string) error {
+	c.wmu.Lock()
+	p := c.pend[key]
+	if p == nil {
+		c.wmu.Unlock()
+		return nil
+	}
+	inFlight := p.state == Uploading
+	p.superseded = true
+	c.dropLocked(p)
+	for inFlight && !p.finished {
+		ch := c.wchange
+		c.wmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.wmu.Lock()
+	}
+	c.wmu.Unlock()
+	return nil
+}
+
 // dropLocked forgets p; an upload in flight finishes and is deleted.
 func (c *Cache) dropLocked(p *pending) {
 	p.canceled = true
@@ -427,10 +458,11 @@ func (c *Cache) worker() {
 			// the upload stored goes too. (Canceled after the upload,
 			// while onDone ran, is as canceled after its end: whoever
 			// canceled deletes or replaces the object itself.)
-			if err == nil && !notified {
+			if err == nil && !notified && !p.superseded {
 				c.workers.Add(1)
 				go c.deleteAfterCancel(key) // the file was deleted while it uploaded
 			}
+			p.finished = true
 			s.Close()
 		case err == nil:
 			p.done, p.err, p.attempts = max(p.done, s.cleanGenOf()), nil, 0

@@ -357,3 +357,86 @@ func TestChmodDuringUploadReachesServer(t *testing.T) {
 		t.Errorf("stored mode %q after chmod 0600, want %q", info.Metadata["mode"], want)
 	}
 }
+
+// A file renamed over one whose upload is in flight (write-back mode):
+// the rename waits for that upload, and what it stored is not deleted
+// afterwards. Before, the replaced file's upload was canceled, and a
+// canceled upload in flight deletes what it stored once it ends: that
+// deleted the renamed file's copy, so the name was gone on the server
+// while the mount still showed it (the differential test, seed 44 in
+// write-back mode: a read failed with ENOENT after "rename c -> a"). With
+// both uploads in flight, the retargeted upload's staging file was closed
+// under the replaced file's upload (IncompleteBody, a retry).
+func TestRenameOverFileUploading(t *testing.T) {
+	for _, variant := range []string{"source uploaded", "both uploading"} {
+		t.Run(variant, func(t *testing.T) {
+			var mu sync.Mutex
+			gates := map[string]chan struct{}{"a": make(chan struct{})}
+			if variant == "both uploading" {
+				gates["c"] = make(chan struct{})
+			}
+			b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+				mu.Lock()
+				g := gates[key]
+				mu.Unlock()
+				if op == memstore.OpPutObject && g != nil {
+					<-g
+				}
+				return nil
+			}})
+			release := func(key string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if g := gates[key]; g != nil {
+					close(g)
+					delete(gates, key)
+				}
+			}
+			t.Cleanup(func() { release("a"); release("c") })
+			m := mountOpts(t, b, Options{MetadataTTL: time.Second}) // write-back
+			if err := os.WriteFile(m.path("c"), []byte("data of c"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if variant == "source uploaded" {
+				if err := m.fsys.cache.Drain(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(m.path("a"), []byte("data of a, longer"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// Until a's upload is in flight.
+			for i := 0; i < 200; i++ {
+				if st := m.fsys.cache.Status(); len(st) > 0 && st[0].Key == "a" && st[0].State == "uploading" {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			go func() {
+				time.Sleep(200 * time.Millisecond) // the rename waits for it
+				release("a")
+				release("c")
+			}()
+			if err := os.Rename(m.path("c"), m.path("a")); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.fsys.cache.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The replaced file's upload ends (released at 200 ms), and a
+			// delete after it would run on its own: wait past both.
+			time.Sleep(400 * time.Millisecond)
+			if got, _, ok := b.Object("a"); !ok || string(got) != "data of c" {
+				t.Errorf("object a = %q (exists: %v), want the renamed file's data; keys %q", got, ok, b.Keys())
+			}
+			if _, _, ok := b.Object("c"); ok {
+				t.Errorf("c still on the server")
+			}
+			if got, err := os.ReadFile(m.path("a")); err != nil || string(got) != "data of c" {
+				t.Errorf("read a: %q %v", got, err)
+			}
+		})
+	}
+}

@@ -621,12 +621,16 @@ func (f *File) dropLocal() {
 
 // moveTo renames the object: local changes go straight to dst, an
 // unchanged object is copied on the server; then src is deleted. An
-// upload pending for dst (the file this one replaces) is taken over by
-// the first, and canceled before the second, which it would overwrite.
+// upload pending for dst (the file this one replaces) is dropped first,
+// and one in flight is waited for: it would overwrite the copy, and as a
+// canceled upload it would delete what it stored, the copy.
 func (f *File) moveTo(ctx context.Context, src, dst string) error {
 	f.mu.Lock()
 	s, info, mtime := f.staged, f.info, f.mtime
 	f.mu.Unlock()
+	if err := f.fsys.cache.Supersede(ctx, dst); err != nil {
+		return err
+	}
 	if s != nil && s.Dirty() {
 		// Data not on the server yet: its upload is retargeted.
 		if mtime.IsZero() {
@@ -644,7 +648,6 @@ func (f *File) moveTo(ctx context.Context, src, dst string) error {
 			f.fsys.setDirty(f, false)
 		}
 	} else {
-		f.fsys.cache.Cancel(dst)
 		info.Key = src
 		newInfo, err := f.fsys.copyObject(ctx, info, dst, info.ETag)
 		if err != nil {
