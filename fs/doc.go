@@ -73,7 +73,7 @@
 // log line naming the operation, key and cause. Nothing becomes ENOSYS.
 // A signal to the caller (a FUSE interrupt) makes only reads of data fail
 // with EINTR; every other operation runs to its end (uninterrupted in
-// errno.go), so close, stat and fsync never fail with EINTR and a change
+// errno.go), so close, stat, readdir and fsync never fail with EINTR and a change
 // is never reported failed after the server made it.
 //
 // # Caching

@@ -63,7 +63,7 @@ func toErrno(err error) syscall.Errno {
 // goroutines), go-fuse then cancels the request's context, and the caller
 // still waits for our answer. So an operation that changes the server,
 // or whose EINTR no program retries (close) or expects (the lookups of
-// stat and open, fsync), runs to its end under this context: an EINTR
+// stat and open, readdir, fsync), runs to its end under this context: an EINTR
 // would report a change that may have happened as failed, or fail a
 // program for a signal it handled. Reads of data keep the caller's
 // context, so an interrupted read stops its GET (cache/doc.go).

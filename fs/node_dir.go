@@ -411,6 +411,7 @@ func (fsys *FS) listDir(ctx context.Context, prefix string) (map[string]entry, e
 
 // Readdir lists the directory and keeps the listing to answer lookups.
 func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	p := d.path()
 	// What is not on the server yet is taken before the listing as well
 	// as after it: a file whose upload finishes while the LIST runs would
