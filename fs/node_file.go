@@ -637,6 +637,10 @@ func (f *File) moveTo(ctx context.Context, src, dst string) error {
 			mtime = f.fsys.now()
 		}
 		f.fsys.cache.Cancel(src)
+		// Dirty from here until dst has it: an upload to src still in
+		// flight ends by marking its generation clean, and the staging
+		// file must not be dropped as clean before dst's upload.
+		s.MarkDirty()
 		gen, err := f.fsys.cache.Commit(ctx, dst, s, f.putOptions(dst, mtime), f.uploaded(s))
 		if err != nil {
 			return err
