@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,5 +114,45 @@ func TestHeldBackCommitUploadsWhenIdleOrWaited(t *testing.T) {
 			t.Errorf("object %q", got)
 		}
 		s.Close()
+	}
+}
+
+// An upload that fails because another descriptor wrote the file while it
+// was read (S3 refuses a body that no longer matches its checksum:
+// XAmzContentSHA256Mismatch) is redone at once, and fsync (Wait) does not
+// see that failure. Before, close with --sync-on-close returned EINVAL
+// (posixtest's ParallelFileOpen).
+func TestUploadOfFileChangedMeanwhileIsRedone(t *testing.T) {
+	var s *Staged
+	var once sync.Once
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		var err error
+		if op == memstore.OpPutObject {
+			once.Do(func() {
+				s.WriteAt([]byte("HELLO"), 0) // the other descriptor
+				err = store.Errorf(store.ErrInvalidArgument, op, key, "XAmzContentSHA256Mismatch")
+			})
+		}
+		return err
+	}})
+	c := wbCache(t, b, t.TempDir())
+	var err error
+	if s, err = c.NewStaged(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.WriteAt([]byte("hello world"), 0)
+	gen, err := c.Commit(context.Background(), "k", s, store.PutOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(context.Background(), "k", gen); err != nil {
+		t.Fatalf("wait reported the upload that the change broke: %v", err)
+	}
+	if got, _, _ := b.Object("k"); string(got) != "HELLO world" {
+		t.Errorf("object %q", got)
+	}
+	if n := b.Calls(memstore.OpPutObject); n != 2 {
+		t.Errorf("%d PUTs, want 2", n)
 	}
 }

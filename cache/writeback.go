@@ -67,7 +67,14 @@ type pending struct {
 	deferTimer *time.Timer
 	forced     bool
 	seen       uint64 // the staged generation when last looked at
+	// changedRetries counts uploads in a row that failed while the file
+	// changed under them; past maxChangedRetries a failure is reported.
+	changedRetries int
 }
+
+// maxChangedRetries bounds the immediate re-uploads of a file that keeps
+// changing while it uploads; then the usual backoff applies.
+const maxChangedRetries = 8
 
 // A commit of a file that is still being written (dd closes a descriptor
 // it dup'ed right after opening; an editor fsyncs nothing and writes on)
@@ -431,6 +438,7 @@ func (c *Cache) worker() {
 		}
 		p.state, p.again = Uploading, false
 		s, key, opts := p.s, p.key, p.opts
+		startGen := s.Gen()
 		c.changed()
 		c.wmu.Unlock()
 
@@ -465,7 +473,7 @@ func (c *Cache) worker() {
 			p.finished = true
 			s.Close()
 		case err == nil:
-			p.done, p.err, p.attempts = max(p.done, s.cleanGenOf()), nil, 0
+			p.done, p.err, p.attempts, p.changedRetries = max(p.done, s.cleanGenOf()), nil, 0, 0
 			// Committed again while it uploaded: once more. Writes not
 			// committed yet (a file still being written) wait for their
 			// close or fsync, which commits them.
@@ -479,6 +487,14 @@ func (c *Cache) worker() {
 		case ctx.Err() != nil:
 			// Shutting down: the record stays for the next mount.
 			p.state = Queued
+		case s.Gen() != startGen && p.changedRetries < maxChangedRetries:
+			// The file was written (another descriptor) while the upload
+			// read it, so the server refused a body that no longer matched
+			// its checksum, or the read saw a mix: not a failure of the
+			// data, nor one to report to fsync. Upload the new state now.
+			p.changedRetries++
+			c.opts.Logger.Debug().Str("op", "upload").Str("key", key).Err(err).Msg("the file changed during its upload; uploading again")
+			c.enqueue(p)
 		default:
 			p.err, p.failed, p.attempts, p.state = err, gen, p.attempts+1, Failed
 			delay := min(time.Second<<min(p.attempts-1, 5), 30*time.Second)
