@@ -89,3 +89,22 @@ func (e *OpError) Unwrap() []error {
 func Errorf(kind error, op, key, format string, args ...any) error {
 	return &OpError{Op: op, Key: key, Kind: kind, Err: fmt.Errorf(format, args...)}
 }
+
+// CheckPartCopy checks an UploadPartCopy's arguments that need no server:
+// the part number, and a source range of 1..MaxPartSize bytes. Both the
+// S3 client and the fake answer them alike, before any request.
+func CheckPartCopy(op, key string, n int32, off, size int64) error {
+	if n < 1 || n > MaxParts {
+		return &OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: ErrInvalidArgument,
+			Err: fmt.Errorf("part number %d not in 1..%d", n, MaxParts)}
+	}
+	if off < 0 || size < 1 {
+		return &OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: ErrInvalidArgument,
+			Err: fmt.Errorf("copy source range of %d bytes at %d", size, off)}
+	}
+	if size > MaxPartSize {
+		return &OpError{Op: op, Key: key, Code: "EntityTooLarge", Kind: ErrTooLarge,
+			Err: fmt.Errorf("part is %d bytes, more than %d", size, MaxPartSize)}
+	}
+	return nil
+}

@@ -448,18 +448,8 @@ func (b *Bucket) UploadPartCopy(ctx context.Context, key, uploadID string, n int
 	if err := checkUploadID(op, key, uploadID); err != nil {
 		return store.Part{}, err
 	}
-	if n < 1 || n > store.MaxParts {
-		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
-			Err: fmt.Errorf("part number %d not in 1..%d", n, store.MaxParts)}
-	}
-	if off < 0 || size < 1 {
-		// No HTTP range says it.
-		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "InvalidArgument", Kind: store.ErrInvalidArgument,
-			Err: fmt.Errorf("copy source range of %d bytes at %d", size, off)}
-	}
-	if size > store.MaxPartSize {
-		return store.Part{}, &store.OpError{Op: op, Key: key, Code: "EntityTooLarge", Kind: store.ErrTooLarge,
-			Err: fmt.Errorf("part is %d bytes, more than %d", size, store.MaxPartSize)}
+	if err := store.CheckPartCopy(op, key, n, off, size); err != nil {
+		return store.Part{}, err
 	}
 	in := &s3.UploadPartCopyInput{
 		Bucket:          aws.String(b.bucket),
