@@ -17,9 +17,16 @@
 //
 //   - A name that is both a file and a directory ("a" and "a/b") is shown as
 //     the directory; the file is hidden (s3fs and mountpoint-s3 do the same).
-//   - Empty segments ("a//b"), "." and ".." segments, and names longer than
-//     255 bytes are not shown; they can never be reached through the mount,
-//     so nothing outside Options.Prefix can be named either.
+//   - Empty segments ("a//b", a leading "/"), "." and ".." segments, and
+//     names longer than 255 bytes are not shown, nor anything below them;
+//     they can never be reached through the mount, so nothing outside
+//     Options.Prefix can be named either. The directories above such a
+//     segment are shown ("a" for "a//b").
+//   - A key ending in "/" is a directory marker whatever its body: the
+//     directory is shown, the body is not.
+//
+// namespace_model_test.go checks these rules against a model of them on
+// random buckets of such keys.
 //
 // # POSIX metadata (meta.go)
 //
