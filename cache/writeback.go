@@ -345,6 +345,25 @@ func (c *Cache) Pending(key string) (*Staged, bool) {
 	return nil, false
 }
 
+// PendingUpload describes key's pending upload: what the object will be
+// once it is on the server.
+type PendingUpload struct {
+	Size      int64
+	Opts      store.PutOptions // content type and metadata it goes up with
+	Committed time.Time
+}
+
+// PendingInfo returns key's pending upload, if there is one.
+func (c *Cache) PendingInfo(key string) (PendingUpload, bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	p := c.pend[key]
+	if p == nil {
+		return PendingUpload{}, false
+	}
+	return PendingUpload{Size: p.s.Size(), Opts: p.opts, Committed: p.commitAt}, true
+}
+
 // PendingNames returns the names directly below prefix (which ends in "/"
 // or is "") that have pending uploads: files not on the server yet.
 func (c *Cache) PendingNames(prefix string) []string {

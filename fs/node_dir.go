@@ -156,10 +156,8 @@ func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
 		fileKey, dKey = fsys.fileKey(p), fsys.dirKey(p)
 	)
 	// A file whose upload has not finished is what was written here.
-	if s, ok := fsys.cache.Pending(fileKey); ok {
-		size := s.Size()
-		s.Close()
-		return entry{info: store.ObjectInfo{Key: fileKey, Size: size, LastModified: fsys.now()}}, nil
+	if e, ok := fsys.pendingEntry(fileKey); ok {
+		return e, nil
 	}
 	// Only what the rules allow is asked: a HEAD needs get, a LIST list.
 	// With neither (a put-only tree) the name is unknown.
@@ -200,6 +198,22 @@ func (fsys *FS) stat(ctx context.Context, p string) (entry, error) {
 	}
 	md, known := fsys.metaOf(head)
 	return entry{info: head, md: md, known: known}, nil
+}
+
+// pendingEntry is what the file at key is while its upload is pending:
+// its staged size, and the mode and mtime it goes up with (before, a
+// listing or lookup of such a file whose node the kernel had forgotten
+// showed mode 0644 and a zero mtime; the differential test's seed 78).
+func (fsys *FS) pendingEntry(key string) (entry, bool) {
+	pu, ok := fsys.cache.PendingInfo(key)
+	if !ok {
+		return entry{}, false
+	}
+	e := entry{info: store.ObjectInfo{Key: key, Size: pu.Size, LastModified: pu.Committed, ContentType: pu.Opts.ContentType}}
+	if pu.Opts.Metadata != nil {
+		e.md, e.known = parseMeta(pu.Opts.Metadata), true
+	}
+	return e, true
 }
 
 // loadDirMeta reads a directory marker's metadata into the cache; a
@@ -443,7 +457,12 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	// known to the lookups the listing answers.
 	for _, names := range [][]string{unsent, d.unsentNames()} {
 		for _, name := range names {
-			if _, listed := entries[name]; !listed {
+			// A pending upload is what the name will be on the server (its
+			// size, mode and mtime), also over an older listed version;
+			// a file not committed yet is answered by its node.
+			if e, ok := d.fsys.pendingEntry(d.fsys.fileKey(d.childPath(name))); ok {
+				entries[name] = e
+			} else if _, listed := entries[name]; !listed {
 				entries[name] = entry{}
 			}
 		}
