@@ -156,3 +156,52 @@ func TestUploadOfFileChangedMeanwhileIsRedone(t *testing.T) {
 		t.Errorf("%d PUTs, want 2", n)
 	}
 }
+
+// A writer held back by the link (its stream's parts in flight, the write
+// waiting for a slot) is not an idle file: the early commit stays held
+// back and the stream is not ended under it. Before, the first look after
+// a second without writes uploaded that commit, completing the stream
+// with a partial object, and the final close uploaded the whole file
+// again (make bench seqwrite4: four 1 GiB writers on a slow server).
+func TestCommitHeldBackWhileWriterWaitsForTheLink(t *testing.T) {
+	b := memstore.New(memstore.Options{Fault: func(op, key string) error {
+		if op == memstore.OpUploadPart {
+			time.Sleep(writerDeferCheck + writerDeferCheck/4) // a slow link
+		}
+		return nil
+	}})
+	c, err := New(Options{Bucket: b, StagingDir: filepath.Join(t.TempDir(), "s"), JournalDir: filepath.Join(t.TempDir(), "j"),
+		PartSize: store.MinPartSize, UploadConcurrency: 1, Settle: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s, err := c.NewStaged()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.Stream(s, "slow.out", store.PutOptions{})
+	data := randBytes(3*int(store.MinPartSize) + 10)
+	s.WriteAt(data[:1000], 0)
+	if _, err := c.Commit(context.Background(), "slow.out", s, store.PutOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 1 << 20
+	for off := 1000; off < len(data); off += chunk {
+		s.WriteAt(data[off:min(off+chunk, len(data))], int64(off)) // blocks while a part is in flight
+	}
+	gen, err := c.Commit(context.Background(), "slow.out", s, store.PutOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(context.Background(), "slow.out", gen); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := b.Object("slow.out"); !bytes.Equal(got, data) {
+		t.Fatalf("object differs (%d bytes)", len(got))
+	}
+	if n, m := b.Calls(memstore.OpCreateMultipartUpload), b.Calls(memstore.OpCompleteMultipartUpload); n != 1 || m != 1 {
+		t.Errorf("%d multipart uploads created, %d completed; want the stream's one", n, m)
+	}
+}

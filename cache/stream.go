@@ -237,6 +237,15 @@ func (c *Cache) abortStreams() {
 	}
 }
 
+// streamBusy reports whether s's stream has parts in flight: its writer
+// is writing, or waiting for the link.
+func (s *Staged) streamBusy() bool {
+	s.mu.Lock()
+	st := s.stream
+	s.mu.Unlock()
+	return st != nil && len(st.sem) > 0
+}
+
 // started reports whether the stream has begun its upload.
 func (st *stream) started() bool {
 	st.mu.Lock()

@@ -67,6 +67,7 @@ type pending struct {
 	deferTimer *time.Timer
 	forced     bool
 	seen       uint64 // the staged generation when last looked at
+	looked     bool   // held back at least once since the last commit
 	// changedRetries counts uploads in a row that failed while the file
 	// changed under them; past maxChangedRetries a failure is reported.
 	changedRetries int
@@ -139,7 +140,7 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		p.s = s.Ref()
 		defer old.Close()
 	}
-	p.opts, p.onDone, p.want, p.size, p.commitAt, p.seen = opts, onDone, gen, size, rec.Committed, gen
+	p.opts, p.onDone, p.want, p.size, p.commitAt, p.seen, p.looked = opts, onDone, gen, size, rec.Committed, gen, false
 	if p.deferred {
 		p.deferred = false
 		if p.deferTimer != nil {
@@ -442,9 +443,12 @@ func (c *Cache) worker() {
 		}
 		p := c.queue[0]
 		c.queue = c.queue[1:]
-		if g := p.s.Gen(); !p.forced && g != p.seen && time.Since(p.commitAt) < writerDeferMax {
-			// Still being written: hold it back (see writerDeferCheck).
-			p.seen, p.deferred = g, true
+		// Still being written: changed since the last look, or (after the
+		// first look) its stream still has parts in flight, which is a
+		// writer held back by the link rather than an idle file.
+		if g := p.s.Gen(); !p.forced && (g != p.seen || p.looked && p.s.streamBusy()) && time.Since(p.commitAt) < writerDeferMax {
+			// Hold it back (see writerDeferCheck).
+			p.seen, p.deferred, p.looked = g, true, true
 			p.deferTimer = time.AfterFunc(writerDeferCheck, func() {
 				c.wmu.Lock()
 				defer c.wmu.Unlock()
