@@ -133,11 +133,12 @@ var diffWriteBackSeeds = []uint64{
 	// 97). Both races; the fs tests TestChmodDuringUploadReachesServer
 	// and TestRenameOverFileUploading pin them down.
 	44,
-	// Not here yet: 78 (write-back) found a file renamed while its upload
-	// was in flight showing size 0 (fixed; TestRenameWhileUploadingKeepsData),
-	// and still fails now and then at step 138, where a file just created
-	// shows mode 0644 and a zero mtime after a readdir (open: a node made
-	// from a listing entry of a name whose upload is pending).
+	// A file renamed while its upload was in flight showed size 0
+	// (TestRenameWhileUploadingKeepsData), and a file just created showed
+	// mode 0644 and a zero mtime after a readdir: a node made anew from a
+	// listing entry of a name whose upload is pending
+	// (TestPendingFileShowsItsModeAndMtime).
+	78,
 }
 
 // diffSteps is the number of operations per seed in `make test`.
