@@ -136,6 +136,15 @@ func translate(ctx context.Context, op, key string, err error) error {
 		// No response and the caller gave up (or its context was canceled
 		// under the SDK, which only it can do).
 		e.Kind = store.ErrCanceled
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		// A response whose body was being read when the caller gave up
+		// (the SDK says "deserialization failed"): canceled, not a bad
+		// request.
+		e.Kind = store.ErrCanceled
+	case isDeserialization(err):
+		// The response broke off or came garbled (a reset while the body
+		// was read): the server or the link, not the request.
+		e.Kind = store.ErrUnavailable
 	case status == 0 && isInvalidParams(err):
 		e.Kind = store.ErrInvalidArgument
 	case status == 0:
@@ -151,6 +160,11 @@ func translate(ctx context.Context, op, key string, err error) error {
 		}
 	}
 	return e
+}
+
+func isDeserialization(err error) bool {
+	var de *smithy.DeserializationError
+	return errors.As(err, &de)
 }
 
 // copyRangeMessage starts the message of the InvalidArgument error for an

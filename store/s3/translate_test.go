@@ -98,6 +98,8 @@ func TestTranslate(t *testing.T) {
 		{"caller canceled", canceled, opGetObject, netErr(opGetObject, context.Canceled), store.ErrCanceled, ""},
 		{"caller canceled, other cause", canceled, opGetObject, netErr(opGetObject, syscall.ECONNRESET), store.ErrCanceled, ""},
 		{"canceled under the SDK", live, opGetObject, &smithy.OperationError{Err: context.Canceled}, store.ErrCanceled, ""},
+		{"caller canceled while the body was read", canceled, opListObjectsV2, respErr(opListObjectsV2, 200, &smithy.DeserializationError{Err: fmt.Errorf("read: %w", context.Canceled)}), store.ErrCanceled, ""},
+		{"body read broke off, caller alive", live, opListObjectsV2, respErr(opListObjectsV2, 200, &smithy.DeserializationError{Err: fmt.Errorf("read: %w", syscall.ECONNRESET)}), store.ErrUnavailable, ""},
 		{"response wins over cancel", canceled, opGetObject, respErr(opGetObject, 404, &types.NoSuchKey{}), store.ErrNotFound, "NoSuchKey"},
 		{"invalid params", live, opGetObject, &smithy.OperationError{Err: smithy.InvalidParamsError{Context: "GetObjectInput"}}, store.ErrInvalidArgument, ""},
 		{"unknown error", live, opGetObject, errors.New("something odd"), store.ErrUnavailable, ""},
