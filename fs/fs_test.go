@@ -60,6 +60,9 @@ func mountOpts(t *testing.T, b *memstore.Bucket, opts Options) *testMount {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// After the unmount below (cleanups run last-in first-out): uploads
+	// still retrying stop before the test's log goes away.
+	t.Cleanup(c.Close)
 	opts.Bucket, opts.Cache, opts.Logger = b, c, log
 	fsys, err := New(opts)
 	if err != nil {
