@@ -44,6 +44,23 @@ func mountLayout(t *testing.T, b *memstore.Bucket, layout Layout) *testMount {
 
 func mountOpts(t *testing.T, b *memstore.Bucket, opts Options) *testMount {
 	t.Helper()
+	mnt, fsys := mountWith(t, b, opts, cache.Options{MultipartThreshold: store.MinPartSize, PartSize: store.MinPartSize})
+	return &testMount{dir: mnt, bucket: b, fsys: fsys}
+}
+
+// mountBucket mounts any store.Bucket (mountOpts takes a *memstore.Bucket)
+// with the cache's default part sizes, and returns the mountpoint and the
+// file system.
+func mountBucket(t *testing.T, b store.Bucket, opts Options) (string, *FS) {
+	t.Helper()
+	return mountWith(t, b, opts, cache.Options{})
+}
+
+// mountWith mounts b in-process with a cache made from co (its bucket,
+// staging dir and logger filled in); cleanup unmounts, checks nothing is
+// left mounted and closes the cache.
+func mountWith(t *testing.T, b store.Bucket, opts Options, co cache.Options) (string, *FS) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
 			t.Skip("needs root or fusermount3")
@@ -55,8 +72,8 @@ func mountOpts(t *testing.T, b *memstore.Bucket, opts Options) *testMount {
 		t.Fatal(err)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	c, err := cache.New(cache.Options{Bucket: b, StagingDir: filepath.Join(base, "staging"),
-		MultipartThreshold: store.MinPartSize, PartSize: store.MinPartSize, Logger: log})
+	co.Bucket, co.StagingDir, co.Logger = b, filepath.Join(base, "staging"), log
+	c, err := cache.New(co)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +97,7 @@ func mountOpts(t *testing.T, b *memstore.Bucket, opts Options) *testMount {
 			t.Errorf("%s is still mounted", mnt)
 		}
 	})
-	return &testMount{dir: mnt, bucket: b, fsys: fsys}
+	return mnt, fsys
 }
 
 func (m *testMount) path(p string) string { return filepath.Join(m.dir, p) }

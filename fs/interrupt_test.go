@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/ampfs/ampfs/cache"
 	"github.com/ampfs/ampfs/store"
 	"github.com/ampfs/ampfs/store/memstore"
 )
@@ -76,42 +74,6 @@ func (b *gatedBucket) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return b.Bucket.Delete(ctx, key)
-}
-
-// mountBucket mounts any store.Bucket (mountOpts takes a *memstore.Bucket)
-// and returns the mountpoint and the file system.
-func mountBucket(t *testing.T, b store.Bucket, opts Options) (string, *FS) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if _, err := os.Stat("/usr/bin/fusermount3"); err != nil {
-			t.Skip("needs root or fusermount3")
-		}
-	}
-	base := t.TempDir()
-	mnt := filepath.Join(base, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	c, err := cache.New(cache.Options{Bucket: b, StagingDir: filepath.Join(base, "staging"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Bucket, opts.Cache, opts.Logger = b, c, log
-	fsys, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := fsys.Mount(mnt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return mnt, fsys
 }
 
 // interrupted runs call on a thread of its own and, once the gated
