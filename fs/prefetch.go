@@ -122,6 +122,16 @@ func (d *Dir) walkStep() {
 	if !ok {
 		return
 	}
+	pf := d.fsys.prefetch
+	parent.mu.Lock()
+	gen := parent.listGen
+	parent.mu.Unlock()
+	pf.mu.Lock()
+	done := pf.walked[parent] == gen
+	pf.mu.Unlock()
+	if done {
+		return // every sibling's readdir after the first: nothing to scan
+	}
 	self := d.path()
 	parent.mu.Lock()
 	gen, listing := parent.listGen, parent.listing
@@ -135,7 +145,6 @@ func (d *Dir) walkStep() {
 	if len(names) < 2 {
 		return
 	}
-	pf := d.fsys.prefetch
 	pf.mu.Lock()
 	if pf.walked[parent] == gen {
 		pf.mu.Unlock()
