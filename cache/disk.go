@@ -75,6 +75,7 @@ type DiskCache struct {
 	closer sync.Once
 
 	hits, misses, evictions, dropped, corrupt atomic.Int64
+	wholeHits, wholeAdded                    atomic.Int64 // whole.go
 
 	mu sync.Mutex
 	// lru holds a *diskEntry per block on disk, most recently used first.
@@ -87,20 +88,27 @@ type DiskCache struct {
 	// not deleted yet (or could not be). GUARDED_BY(mu)
 	// INVARIANT: bytes of the files under dir <= used <= maxBytes.
 	used int64
+	// assembling holds the objects whose whole file is queued or being
+	// written (whole.go). GUARDED_BY(mu)
+	assembling map[blockKey]bool
 }
 
 type diskEntry struct {
 	k    blockKey
 	name string // 64 hex digits
 	size int64  // bytes counted in used
+	// whole is set for a whole-file entry (k.idx == wholeIdx; whole.go).
+	// Its fields are GUARDED_BY(DiskCache.mu).
+	whole *wholeState
 }
 
 // diskPut is a block for the writer, or (fn != nil) a function it runs in
 // order with the writes: a barrier for Close and tests.
 type diskPut struct {
-	k    blockKey
-	data []byte
-	fn   func()
+	k     blockKey
+	data  []byte
+	fn    func()
+	whole *wholePut // a whole file to add instead (whole.go)
 }
 
 const (
@@ -144,7 +152,7 @@ func NewDiskCache(dir string, maxBytes, blockSize int64, log zerolog.Logger) (*D
 		dir: dir, maxBytes: maxBytes, blockSize: blockSize, log: log, now: time.Now,
 		lock: lock, queue: make(chan diskPut, depth),
 		done: make(chan struct{}), exited: make(chan struct{}),
-		lru: list.New(), index: map[blockKey]*list.Element{},
+		lru: list.New(), index: map[blockKey]*list.Element{}, assembling: map[blockKey]bool{},
 	}
 	if err := d.load(); err != nil {
 		lock.Close()
@@ -167,8 +175,9 @@ func (d *DiskCache) Put(k blockKey, data []byte) {
 	if ok {
 		d.lru.MoveToFront(el)
 	}
+	_, whole := d.index[wholeKey(k)]
 	d.mu.Unlock()
-	if ok {
+	if ok || whole { // a whole file already holds the block
 		return
 	}
 	select {
@@ -193,6 +202,10 @@ func (d *DiskCache) Get(k blockKey) ([]byte, bool) {
 	}
 	d.mu.Unlock()
 	if !ok {
+		if data, ok := d.blockOfWhole(k); ok {
+			d.hits.Add(1)
+			return data, true
+		}
 		d.misses.Add(1)
 		return nil, false
 	}
@@ -223,6 +236,9 @@ func (d *DiskCache) Contains(k blockKey) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, ok := d.index[k]
+	if !ok {
+		_, ok = d.index[wholeKey(k)]
+	}
 	return ok
 }
 
@@ -231,21 +247,30 @@ type DiskStats struct {
 	Hits, Misses int64 // Get calls
 	Evictions    int64 // blocks deleted to make room
 	Dropped      int64 // blocks not cached: queue full, too large, write error
-	Corrupt      int64 // damaged files found by Get (and deleted)
+	Corrupt      int64 // damaged files found by Get or OpenWhole (and deleted)
 	Bytes        int64 // counted on disk now, files rounded up to 4 KiB
 	Blocks       int   // blocks on disk now
+	WholeFiles   int   // whole files on disk now (two files each)
 	MaxBytes     int64
+	WholeHits    int64 // OpenWhole calls that found an intact whole file
+	WholeAdded   int64 // whole files written (whole.go)
 }
 
 // Stats returns a snapshot of the counters.
 func (d *DiskCache) Stats() DiskStats {
 	d.mu.Lock()
-	used, n := d.used, d.lru.Len()
+	used, n, wholes := d.used, d.lru.Len(), 0
+	for el := d.lru.Front(); el != nil; el = el.Next() {
+		if el.Value.(*diskEntry).whole != nil {
+			wholes++
+		}
+	}
 	d.mu.Unlock()
 	return DiskStats{
 		Hits: d.hits.Load(), Misses: d.misses.Load(), Evictions: d.evictions.Load(),
 		Dropped: d.dropped.Load(), Corrupt: d.corrupt.Load(),
-		Bytes: used, Blocks: n, MaxBytes: d.maxBytes,
+		Bytes: used, Blocks: n - wholes, WholeFiles: wholes, MaxBytes: d.maxBytes,
+		WholeHits: d.wholeHits.Load(), WholeAdded: d.wholeAdded.Load(),
 	}
 }
 
@@ -299,41 +324,23 @@ func (d *DiskCache) handle(p diskPut) {
 		p.fn()
 		return
 	}
+	if p.whole != nil {
+		d.handleWhole(p.whole)
+		return
+	}
 	size := diskSize(int64(diskHdrLen + len(p.k.key) + len(p.k.etag) + len(p.data)))
 	if size > d.maxBytes || len(p.k.key) > diskMaxKey || len(p.k.etag) > diskMaxETag {
 		d.dropped.Add(1)
 		return
 	}
-	var victims []*diskEntry
 	d.mu.Lock()
 	if el, ok := d.index[p.k]; ok {
 		d.lru.MoveToFront(el)
 		d.mu.Unlock()
 		return
 	}
-	for free := d.maxBytes - d.used; free < size; {
-		el := d.lru.Back()
-		if el == nil {
-			break
-		}
-		e := d.lru.Remove(el).(*diskEntry)
-		delete(d.index, e.k)
-		victims = append(victims, e)
-		free += e.size
-	}
 	d.mu.Unlock()
-	for _, e := range victims {
-		d.unlink(e)
-	}
-	d.evictions.Add(int64(len(victims)))
-
-	d.mu.Lock()
-	ok := d.used+size <= d.maxBytes // not if a file could not be deleted
-	if ok {
-		d.used += size
-	}
-	d.mu.Unlock()
-	if !ok {
+	if !d.reserve(size, nil) {
 		d.dropped.Add(1)
 		return
 	}
@@ -397,6 +404,38 @@ func (d *DiskCache) write(name string, k blockKey, data []byte, size int64) (err
 	return os.Rename(tmp, final)
 }
 
+// reserve evicts the least recently used entries until size more bytes fit,
+// then counts them in used. Entries in use (whole files open) and those
+// keep says to keep are not evicted. It reports false if the bytes do not
+// fit even so (or a file could not be deleted). Only the writer calls it.
+func (d *DiskCache) reserve(size int64, keep func(*diskEntry) bool) bool {
+	var victims []*diskEntry
+	d.mu.Lock()
+	for free, el := d.maxBytes-d.used, d.lru.Back(); free < size && el != nil; {
+		e, prev := el.Value.(*diskEntry), el.Prev()
+		if (e.whole == nil || e.whole.users == 0) && (keep == nil || !keep(e)) {
+			d.lru.Remove(el)
+			delete(d.index, e.k)
+			victims = append(victims, e)
+			free += e.size
+		}
+		el = prev
+	}
+	d.mu.Unlock()
+	for _, e := range victims {
+		d.unlink(e)
+	}
+	d.evictions.Add(int64(len(victims)))
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.used+size > d.maxBytes {
+		return false
+	}
+	d.used += size
+	return true
+}
+
 func (d *DiskCache) release(size int64) {
 	d.mu.Lock()
 	d.used -= size
@@ -422,6 +461,10 @@ func (d *DiskCache) drop(el *list.Element) {
 // releases its bytes. Whoever takes an entry out of the index calls it
 // exactly once.
 func (d *DiskCache) unlink(e *diskEntry) {
+	if e.whole != nil {
+		d.unlinkWhole(e)
+		return
+	}
 	if err := os.Remove(d.path(e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.log.Debug().Str("op", "diskcache.evict").Str("key", e.k.key).Err(err).Msg("cannot delete cache file; its bytes stay counted")
 		return
@@ -457,6 +500,9 @@ func (d *DiskCache) load() error {
 				d.log.Debug().Str("op", "diskcache.load").Str("path", p).Msg("not a cache file; left alone")
 				continue
 			}
+			if isWholeName(de.Name()) {
+				continue // loadWhole below
+			}
 			e, mtime, err := d.check(sub, de.Name())
 			if err != nil {
 				d.log.Debug().Str("op", "diskcache.load").Str("path", p).Err(err).Msg("removing malformed cache file")
@@ -467,6 +513,13 @@ func (d *DiskCache) load() error {
 			}
 			all = append(all, found{e, mtime})
 		}
+		wholes, err := d.loadWhole(sub, ents)
+		if err != nil {
+			return err
+		}
+		for _, w := range wholes {
+			all = append(all, found{w.e, w.mtime})
+		}
 	}
 	slices.SortFunc(all, func(a, b found) int {
 		return cmp.Or(b.mtime.Compare(a.mtime), cmp.Compare(a.e.name, b.e.name))
@@ -474,6 +527,11 @@ func (d *DiskCache) load() error {
 	full := false
 	for _, f := range all {
 		if full = full || d.used+f.e.size > d.maxBytes; full {
+			if f.e.whole != nil {
+				d.used += f.e.size // unlinkWhole releases them
+				d.unlinkWhole(f.e)
+				continue
+			}
 			if err := os.Remove(d.path(f.e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

@@ -41,6 +41,15 @@ type Staged struct {
 	// trackers are the uploads in flight, each collecting what is touched
 	// while it runs. GUARDED_BY(mu)
 	trackers []*tracker
+	// uploaded is the generation last uploaded and the object it became:
+	// while gen is still that, the file is that object's bytes, and the
+	// last Close gives it to adopt (the disk cache's whole files) instead
+	// of deleting it. GUARDED_BY(mu)
+	uploaded struct {
+		gen       uint64
+		key, etag string
+	}
+	adopt func(f *os.File, key, etag string, size int64) bool // nil: none
 }
 
 // NewStaged creates an empty staging file. It starts dirty: an empty file
@@ -50,7 +59,15 @@ func (c *Cache) NewStaged() (*Staged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging file: %w", err)
 	}
-	return &Staged{f: f, gen: 1, refs: 1}, nil
+	return &Staged{f: f, gen: 1, refs: 1, adopt: c.adopter()}, nil
+}
+
+// adopter is what Staged.Close hands an uploaded staging file to.
+func (c *Cache) adopter() func(*os.File, string, string, int64) bool {
+	if c.disk == nil {
+		return nil
+	}
+	return c.disk.adopt
 }
 
 // openStaged reopens a journaled staging file at recovery: dirty, held by
@@ -69,7 +86,7 @@ func (c *Cache) openStaged(name string, size int64) (*Staged, error) {
 		f.Close()
 		return nil, fmt.Errorf("staging file %s has %d of %d committed bytes", name, fi.Size(), size)
 	}
-	return &Staged{f: f, size: size, gen: 1, committed: 1, refs: 1}, nil
+	return &Staged{f: f, size: size, gen: 1, committed: 1, refs: 1, adopt: c.adopter()}, nil
 }
 
 // Ref adds a holder; each holder calls Close once.
@@ -248,6 +265,16 @@ func (s *Staged) markClean(gen uint64) bool {
 	return true
 }
 
+// noteUploaded records that generation gen is the object (key, etag),
+// unless s changed since.
+func (s *Staged) noteUploaded(gen uint64, key, etag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen == gen {
+		s.uploaded.gen, s.uploaded.key, s.uploaded.etag = gen, key, etag
+	}
+}
+
 // Close lets go of s; the last holder's Close removes the staging file.
 // Data not committed is lost: holders close clean files, files whose
 // object was deleted, and committed files once their upload is done.
@@ -259,12 +286,15 @@ func (s *Staged) Close() error {
 	if last {
 		s.stream = nil
 	}
+	up, gen, size := s.uploaded, s.gen, s.size
 	s.mu.Unlock()
 	if !last {
 		return nil
 	}
 	if st != nil {
 		st.abort() // the file was discarded before its stream finished
+	} else if s.adopt != nil && up.etag != "" && up.gen == gen && s.adopt(s.f, up.key, up.etag, size) {
+		return nil // the disk cache's now
 	}
 	err := s.f.Close()
 	if rerr := os.Remove(s.f.Name()); err == nil {

@@ -58,7 +58,9 @@ func (c *Cache) uploadStaged(ctx context.Context, key string, s *Staged, opts st
 		if r.err != nil {
 			return store.ObjectInfo{}, r.err
 		}
-		s.markClean(gen)
+		if s.markClean(gen) {
+			s.noteUploaded(gen, key, r.info.ETag)
+		}
 		// Put and CompleteMultipartUpload do not report all of these.
 		r.info.Key, r.info.Size = key, size
 		if r.info.LastModified.IsZero() {
