@@ -357,3 +357,31 @@ func TestWalkSendsNoHeadPerFile(t *testing.T) {
 		t.Errorf("the first stat in a listed directory sent %d HEADs, want %d (its files, together)", heads, files)
 	}
 }
+
+// TestOtherXattrNamespacesAreNotSupported: reads of security.*, system.* and
+// trusted.* answer ENOTSUP on files, symlinks and directories, so GNU ls -l
+// stops asking for the SELinux label and ACL of every file after the first
+// (a FUSE round trip each); user.* names a file lacks stay ENODATA.
+func TestOtherXattrNamespacesAreNotSupported(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	put(t, b, "d/f", []byte("x"))
+	m := mount(t, b)
+	if err := os.Symlink("f", m.path("d/l")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	for _, p := range []string{"d", "d/f", "d/l"} {
+		for _, name := range []string{"security.selinux", "system.posix_acl_access", "system.posix_acl_default", "trusted.x", "security.capability"} {
+			if _, err := unix.Lgetxattr(m.path(p), name, buf); !errors.Is(err, syscall.ENOTSUP) {
+				t.Errorf("lgetxattr(%s, %s) = %v, want ENOTSUP", p, name, err)
+			}
+		}
+		if _, err := unix.Lgetxattr(m.path(p), "user.none", buf); !errors.Is(err, syscall.ENODATA) {
+			t.Errorf("lgetxattr(%s, user.none) = %v, want ENODATA", p, err)
+		}
+	}
+	// A write still works (the kernel reads security.capability first).
+	if err := os.WriteFile(m.path("d/f"), []byte("yz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

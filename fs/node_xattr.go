@@ -20,9 +20,14 @@ import (
 // same ones. S3 limits user metadata to 2 KiB in all
 // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html):
 // a setxattr that would pass it fails with E2BIG. Other namespaces
-// (security.*, system.*, trusted.*) have no place on S3: setting them is
-// ENOTSUP, reading them ENODATA (the kernel asks for security.capability on
-// every write).
+// (security.*, system.*, trusted.*) have no place on S3: setting, reading
+// and removing them is ENOTSUP ("not supported here"), not ENODATA ("this
+// file has none"). The difference is worth a FUSE round trip per file and
+// attribute: GNU ls -l asks for security.selinux and system.posix_acl_access
+// of every file it lists, and stops asking for the rest of the file system
+// once one answer says ENOTSUP (coreutils ls.c, getfilecon_cache and
+// file_has_acl_cache). The kernel's reads of security.capability on write
+// take ENOTSUP as "no capabilities" too.
 //
 // Two attributes are computed and read-only:
 //
@@ -68,7 +73,7 @@ func (f *File) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		val = []byte(u)
 	default:
 		if !strings.HasPrefix(attr, "user.") {
-			return 0, syscall.ENODATA
+			return 0, syscall.ENOTSUP
 		}
 		if errno := f.loadMeta(ctx); errno != 0 {
 			return 0, errno
@@ -141,8 +146,12 @@ func (f *File) Removexattr(ctx context.Context, attr string) syscall.Errno {
 }
 
 // Directories have no xattrs of their own (their marker could hold them;
-// not done yet): reads find none, changes are ENOTSUP.
+// not done yet): reads of user.* find none, other namespaces are ENOTSUP as
+// for files, changes are ENOTSUP.
 func (d *Dir) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, "user.") {
+		return 0, syscall.ENOTSUP
+	}
 	return 0, syscall.ENODATA
 }
 
