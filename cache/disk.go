@@ -75,7 +75,7 @@ type DiskCache struct {
 	closer sync.Once
 
 	hits, misses, evictions, dropped, corrupt atomic.Int64
-	wholeHits, wholeAdded                    atomic.Int64 // whole.go
+	wholeHits, wholeAdded                     atomic.Int64 // whole.go
 
 	mu sync.Mutex
 	// lru holds a *diskEntry per block on disk, most recently used first.

@@ -293,7 +293,8 @@ func (s *Staged) Close() error {
 	}
 	if st != nil {
 		st.abort() // the file was discarded before its stream finished
-	} else if s.adopt != nil && up.etag != "" && up.gen == gen && s.adopt(s.f, up.key, up.etag, size) {
+	}
+	if s.adopt != nil && up.etag != "" && up.gen == gen && s.adopt(s.f, up.key, up.etag, size) {
 		return nil // the disk cache's now
 	}
 	err := s.f.Close()

@@ -578,3 +578,19 @@ func (c *Cache) Assemble(key, etag string, size int64) {
 		return d.Get(bk)
 	}})
 }
+
+// DropWhole deletes the whole file of object (key, etag), if any: it may
+// have been changed (a writable passthrough open's mmap). Handles open on
+// it keep reading it; its bytes stay counted until they close.
+func (c *Cache) DropWhole(key, etag string) {
+	d := c.disk
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	el, ok := d.index[blockKey{key, etag, wholeIdx}]
+	d.mu.Unlock()
+	if ok {
+		d.drop(el)
+	}
+}

@@ -68,6 +68,10 @@ type Options struct {
 	// CopyObject; larger ones are copied in parts (UploadPartCopy, copy.go).
 	// Zero: store.MaxPutSize, S3's limit.
 	MaxCopySize int64
+	// NoPassthrough turns FUSE passthrough off: whole local files are
+	// then read through ampfs (passthrough.go). Zero: passthrough where
+	// the kernel allows it.
+	NoPassthrough bool
 }
 
 // FS is one mounted file system.
@@ -86,6 +90,11 @@ type FS struct {
 	// prefetch holds listings fetched ahead for walkers (prefetch.go); it
 	// has its own lock.
 	prefetch *prefetcher
+	// pt is passthrough's state (passthrough.go); atomics.
+	pt passthrough
+	// opening maps an OPEN request's cancel channel to its openSlot while
+	// rawFS.Open runs.
+	opening sync.Map
 
 	mu sync.Mutex
 	// dirty holds files with staged data not yet on the server, so a
@@ -119,7 +128,7 @@ func New(opts Options) (*FS, error) {
 	if opts.MaxCopySize <= 0 {
 		opts.MaxCopySize = store.MaxPutSize
 	}
-	return &FS{
+	fsys := &FS{
 		opts:     opts,
 		bucket:   opts.Bucket,
 		cache:    opts.Cache,
@@ -131,7 +140,11 @@ func New(opts Options) (*FS, error) {
 		dirty:    map[*File]struct{}{},
 		metas:    newMetaCache(),
 		prefetch: newPrefetcher(),
-	}, nil
+	}
+	if opts.NoPassthrough {
+		fsys.pt.disabled.Store(true)
+	}
+	return fsys, nil
 }
 
 // Mount mounts the file system at mountpoint and returns the running server;
@@ -176,8 +189,15 @@ func (fsys *FS) Mount(mountpoint string) (*fuse.Server, error) {
 			Logger:  log.New(fsys.log.With().Str("component", "fuse").Logger().Level(zerolog.DebugLevel), "", 0),
 		},
 	}
-	server, err := fusefs.Mount(mountpoint, root, opts)
+	// fusefs.Mount, with Open wrapped for passthrough (passthrough.go).
+	raw := &rawFS{RawFileSystem: fusefs.NewNodeFS(root, opts), fsys: fsys}
+	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	fsys.pt.server.Store(server)
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	fsys.raiseKernelReadahead(mountpoint, opts.MaxReadAhead)

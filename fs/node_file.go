@@ -56,6 +56,16 @@ type File struct {
 	lastKey string
 	// keptETag is the version whose pages the kernel holds. GUARDED_BY(mu)
 	keptETag string
+	// Open handles by how the kernel uses them, and the passthrough
+	// backing file registered for the inode: its id and version
+	// (passthrough.go). GUARDED_BY(mu)
+	cachedHandles, directHandles, ptHandles int
+	ptID                                    int32
+	ptETag                                  string
+	// ptTainted is set when a writable open joined the passthrough
+	// handles: its mmap maps the backing file (passthrough.go).
+	// GUARDED_BY(mu)
+	ptTainted bool
 }
 
 // key is the file's object key, from its place in the tree. A file the
@@ -431,12 +441,72 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			f.touch()
 		}
 	}
+	h := &Handle{f: f}
+	fuseFlags := f.openMode(ctx, h, !write && !trunc)
+	return h, fuseFlags, 0
+}
+
+// openMode counts the handle in and picks how the kernel is to use it: a
+// read-only open of a version with a whole local copy is passed through
+// when it may be (passthrough.go), other opens are cached, or direct I/O
+// while a passthrough handle is open.
+func (f *File) openMode(ctx context.Context, h *Handle, readOnly bool) uint32 {
+	var whole *cache.WholeFile
+	f.mu.Lock()
+	info, staged := f.info, f.staged
+	f.mu.Unlock()
+	if readOnly && staged == nil && info.ETag != "" {
+		whole, _ = f.fsys.cache.OpenWhole(f.key(), info.ETag, info.Size)
+	}
+	var fuseFlags uint32
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handles++
+	if whole != nil && (f.staged != nil || f.info.ETag != info.ETag) {
+		whole.Close() // changed meanwhile
+		whole = nil
+	}
+	h.whole, h.wholeETag = whole, info.ETag
+	tracked := f.cachedHandles + f.directHandles + f.ptHandles
+	slot := f.fsys.slotOf(ctx)
+	if whole != nil && slot != nil && f.cachedHandles == 0 && tracked == f.handles-1 && (f.ptID == 0 || f.ptETag == info.ETag) {
+		ok := f.ptID != 0
+		if !ok {
+			// Under f.mu: no other open of this file sees ptHandles 0
+			// meanwhile.
+			if id, registered := f.fsys.registerBacking(whole.Fd()); registered {
+				f.ptID, f.ptETag, ok = id, info.ETag, true
+			}
+		}
+		if ok {
+			f.ptHandles++
+			h.mode, slot.backingID = modePassthrough, f.ptID
+			f.keptETag = "" // the kernel drops the page cache on this open
+			f.fsys.pt.opens.Add(1)
+			return fuse.FOPEN_PASSTHROUGH
+		}
+	}
+	if f.ptID != 0 {
+		// The kernel wants every open of the inode passed through to
+		// its one backing file; FOPEN_DIRECT_IO makes reads and writes
+		// come to us all the same.
+		f.directHandles++
+		h.mode = modeDirect
+		f.keptETag = ""
+		if !readOnly {
+			f.ptTainted = true
+		}
+		if slot != nil {
+			slot.backingID = f.ptID
+		}
+		f.fsys.pt.direct.Add(1)
+		return fuse.FOPEN_PASSTHROUGH | fuse.FOPEN_DIRECT_IO
+	}
+	f.cachedHandles++
+	h.mode = modeCached
 	// The kernel may keep the pages of a version it has already read: the
 	// ETag names the bytes exactly. Any other version (or local changes)
 	// makes it drop them.
-	var fuseFlags uint32
-	f.mu.Lock()
-	f.handles++
 	if f.staged == nil && f.info.ETag != "" {
 		if f.keptETag == f.info.ETag {
 			fuseFlags = fuse.FOPEN_KEEP_CACHE
@@ -445,8 +515,7 @@ func (f *File) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	} else {
 		f.keptETag = ""
 	}
-	f.mu.Unlock()
-	return &Handle{f: f}, fuseFlags, 0
+	return fuseFlags
 }
 
 // flush commits staged changes (fsync of the staging file plus a journal
@@ -674,6 +743,13 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 type Handle struct {
 	f *File
 
+	// mode is how the kernel uses the handle; whole, when set, is the
+	// whole local copy of version wholeETag it was opened with. Set by
+	// Open.
+	mode      openMode
+	whole     *cache.WholeFile
+	wholeETag string
+
 	mu sync.Mutex
 	// reader reads the object version the handle last saw. GUARDED_BY(mu)
 	reader *cache.Reader
@@ -687,11 +763,19 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	f.mu.Unlock()
 	var data []byte
 	var err error
-	if s != nil {
+	f.fsys.pt.reads.Add(1)
+	switch {
+	case s != nil:
 		var n int
 		n, err = s.ReadAt(dest, off)
 		data = dest[:n]
-	} else {
+	case h.whole != nil && info.ETag == h.wholeETag:
+		// Not passed through (or not available): pread of the local copy.
+		f.fsys.pt.wholeReads.Add(1)
+		var n int
+		n, err = h.whole.ReadAt(dest, off)
+		data = dest[:n]
+	default:
 		// Straight from the cached block when the read lies in one: the
 		// copy into dest was a tenth of a sequential read's CPU.
 		data, err = h.readerFor(info).ReadView(ctx, dest, off)
@@ -790,6 +874,7 @@ func (h *Handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // Release closes the handle; the staging file goes when nothing needs it.
 func (h *Handle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
+	read := h.reader != nil
 	if h.reader != nil {
 		h.reader.Close()
 		h.reader = nil
@@ -798,7 +883,36 @@ func (h *Handle) Release(ctx context.Context) syscall.Errno {
 	f := h.f
 	f.mu.Lock()
 	f.handles--
+	switch h.mode {
+	case modeCached:
+		f.cachedHandles--
+	case modeDirect:
+		f.directHandles--
+	case modePassthrough:
+		f.ptHandles--
+	}
+	var tainted string
+	if h.mode != modeCached && h.mode != modeUntracked && f.ptHandles == 0 && f.directHandles == 0 && f.ptID != 0 {
+		f.fsys.unregisterBacking(f.ptID)
+		if f.ptTainted {
+			tainted = f.ptETag
+		}
+		f.ptID, f.ptETag, f.ptTainted = 0, "", false
+	}
+	info, staged := f.info, f.staged
 	f.mu.Unlock()
+	if tainted != "" {
+		// A writer's shared mmap may have changed the local copy.
+		f.fsys.cache.DropWhole(f.key(), tainted)
+	}
+	if h.whole != nil {
+		h.whole.Close()
+	}
+	if read && staged == nil && info.ETag != "" {
+		// Read through blocks: if they now hold the whole object, the
+		// next open finds it whole.
+		f.fsys.cache.Assemble(f.key(), info.ETag, info.Size)
+	}
 	f.dropIfClean()
 	return 0
 }
