@@ -19,6 +19,7 @@ func registerCacheMetrics(m *metrics.Metrics, c any) {
 	counter("cache_misses_total", "Block lookups that fetched from S3.", func(s cache.Stats) int64 { return s.Misses })
 	counter("cache_evictions_total", "Blocks dropped to make room.", func(s cache.Stats) int64 { return s.Evictions })
 	counter("cache_fetched_bytes_total", "Bytes read from S3 into the block cache.", func(s cache.Stats) int64 { return s.BytesFetched })
+	counter("cache_whole_hits_total", "Opens that found the whole file in the disk cache.", func(s cache.Stats) int64 { return s.WholeHits })
 	counter("cache_prefetched_bytes_total", "Of those, bytes fetched ahead of a reader.", func(s cache.Stats) int64 { return s.BytesPrefetched })
 	if q, ok := c.(interface{ Status() []cache.UploadStatus }); ok {
 		for _, state := range []cache.State{cache.Queued, cache.Uploading, cache.Failed} {

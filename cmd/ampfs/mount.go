@@ -57,6 +57,7 @@ func mountCommand() *cli.Command {
 			&cli.StringFlag{Name: "disk-cache-size", Value: "0", Usage: "keep blocks evicted from memory in --cache-dir/blocks, up to this size (0: no disk cache)"},
 			&cli.DurationFlag{Name: "metadata-ttl", Value: time.Second, Usage: "how long attributes and listings are cached"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: time.Minute, Usage: "on SIGTERM or unmount, how long to wait for uploads (the rest stays journaled)"},
+			&cli.BoolFlag{Name: "passthrough", Value: true, Usage: "let the kernel read files whose whole data is in the disk cache itself (FUSE passthrough, Linux 6.9+, as root); false: ampfs serves those reads"},
 			&cli.BoolFlag{Name: "sync-on-close", Usage: "close(2) waits for the upload, as fsync does (default: close returns once the data is safe on local disk)"},
 			&cli.StringFlag{Name: "max-dirty", Value: "2GiB", Usage: "closed data waiting for upload beyond which writers wait"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other local users in; the kernel checks the shown modes"},
@@ -240,6 +241,7 @@ func runMount(c *cli.Context) error {
 		AllowOther:    c.Bool("allow-other"),
 		DebugFUSE:     c.Bool("debug-fuse"),
 		SyncOnClose:   c.Bool("sync-on-close"),
+		NoPassthrough: !c.Bool("passthrough"),
 		Logger:        log,
 		Presign:       o.presign,
 		OnErrno:       o.onErrno(),
@@ -466,7 +468,8 @@ func logCacheStats(c *cache.Cache, log zerolog.Logger) (stop func()) {
 	logStats := func() cache.Stats {
 		st := c.Stats()
 		log.Debug().Int64("hits", st.Hits).Int64("misses", st.Misses).Int64("evictions", st.Evictions).
-			Int64("fetched", st.BytesFetched).Int64("prefetched", st.BytesPrefetched).Int("blocks", st.Blocks).Msg("cache")
+			Int64("fetched", st.BytesFetched).Int64("prefetched", st.BytesPrefetched).Int("blocks", st.Blocks).
+			Int64("whole_hits", st.WholeHits).Int("whole_files", st.WholeFiles).Int64("disk_bytes", st.DiskBytes).Msg("cache")
 		return st
 	}
 	go func() {

@@ -122,6 +122,16 @@ func (o *ops) start(bucket, region, mountpoint string, fsys *fs.FS, statser any)
 	}
 	if o.metrics != nil {
 		o.metrics.GaugeFunc("dirty_files", "Files with changes not yet uploaded.", func() float64 { return float64(fsys.Dirty()) })
+		for _, c := range []struct {
+			name, help string
+			f          func(fs.Stats) int64
+		}{
+			{"fuse_reads_total", "FUSE READ requests served.", func(s fs.Stats) int64 { return s.Reads }},
+			{"whole_file_reads_total", "Of those, reads served from a whole local file.", func(s fs.Stats) int64 { return s.WholeReads }},
+			{"passthrough_opens_total", "Opens the kernel serves from a whole local file itself (FUSE passthrough).", func(s fs.Stats) int64 { return s.PassthroughOpens }},
+		} {
+			o.metrics.CounterFunc(c.name, c.help, func() float64 { return float64(c.f(fsys.Stats())) })
+		}
 		if o.hook != nil {
 			o.metrics.GaugeFunc("upload_hooks_pending", "--on-upload commands queued or running.", func() float64 { return float64(o.hook.Queued()) })
 		}
