@@ -152,8 +152,9 @@ func (c *Cache) fetch(key, etag string, size, idx int64, fs []*inflight) {
 // runs of up to maxChunkBlocks missing blocks per GET. At most
 // Options.PrefetchBlocks blocks are in flight across all files, which
 // bounds readahead memory; blocks that find no room are left for the
-// reader, or a later prefetch, to fetch.
-func (c *Cache) prefetch(key, etag string, size, from, to int64) {
+// reader, or a later prefetch, to fetch. It returns the block it stopped
+// at: to, or the first block that found no room.
+func (c *Cache) prefetch(key, etag string, size, from, to int64) int64 {
 	for idx := from; idx < to; {
 		// Claim a run of contiguous blocks that are neither cached nor on
 		// their way.
@@ -191,4 +192,5 @@ func (c *Cache) prefetch(key, etag string, size, from, to int64) {
 			}
 		}(start, run)
 	}
+	return to
 }

@@ -284,3 +284,51 @@ func TestReadView(t *testing.T) {
 		t.Errorf("at the end: %v, want io.EOF", err)
 	}
 }
+
+// TestSequentialReadSendsLargeGETs: a sequential reader reading one block
+// per call (the kernel's 1 MiB reads), also with reads arriving a little
+// out of order (the kernel's parallel readahead), is served by GETs of
+// several blocks each once the window is open, not one GET per read.
+func TestSequentialReadSendsLargeGETs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		shuffled bool
+	}{{"in order", false}, {"pairs swapped", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const blocks = 256
+			b := memstore.New(memstore.Options{})
+			c, err := New(Options{Bucket: b, StagingDir: t.TempDir(), BlockSize: testBlock, CacheSize: 2 * blocks * testBlock,
+				MaxReadahead: 32 * testBlock, PrefetchBlocks: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			data := randBytes(blocks * testBlock)
+			info := putObj(t, b, "k", data)
+			r := c.NewReader("k", info.ETag, info.Size)
+			buf := make([]byte, testBlock)
+			for i := int64(0); i < blocks; i++ {
+				idx := i
+				if tc.shuffled && i%2 == 0 && i+1 < blocks {
+					idx = i + 1 // 1, 0, 3, 2, ...
+				} else if tc.shuffled && i%2 == 1 {
+					idx = i - 1
+				}
+				n, err := r.ReadAt(context.Background(), buf, idx*testBlock)
+				if err != nil || n != testBlock || !bytes.Equal(buf, data[idx*testBlock:(idx+1)*testBlock]) {
+					t.Fatalf("block %d: %d bytes, %v, or wrong data", idx, n, err)
+				}
+			}
+			c.wg.Wait()
+			gets := b.Calls(memstore.OpGetObject)
+			// maxChunkBlocks per GET once open: 256/8 = 32, plus the ramp.
+			if gets > blocks/maxChunkBlocks+12 {
+				t.Errorf("sequential read of %d blocks sent %d GETs; want about %d (runs of %d blocks)", blocks, gets, blocks/maxChunkBlocks, maxChunkBlocks)
+			}
+			if st := c.Stats(); st.BytesFetched != int64(len(data)) {
+				t.Errorf("fetched %d bytes of %d: each block must come once", st.BytesFetched, len(data))
+			}
+			t.Logf("%d GETs", gets)
+		})
+	}
+}
