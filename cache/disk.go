@@ -518,7 +518,7 @@ func (d *DiskCache) load() error {
 			return err
 		}
 		for _, w := range wholes {
-			all = append(all, found{w.e, w.mtime})
+			all = append(all, found(w))
 		}
 	}
 	slices.SortFunc(all, func(a, b found) int {

@@ -102,9 +102,19 @@ func (s *Staged) name() string { return filepath.Base(s.f.Name()) }
 // Fill copies the object key (at ETag etag, when not empty) into s, which
 // must be empty, and marks s clean: it now equals the object.
 func (c *Cache) Fill(ctx context.Context, s *Staged, key, etag string) error {
-	body, info, err := c.opts.Bucket.Get(ctx, key, 0, -1, getOpts(etag))
-	if err != nil {
-		return err
+	var body io.ReadCloser
+	var info store.ObjectInfo
+	if w, ok := c.wholeOf(key, etag); ok {
+		// A whole local copy: no GET.
+		body, info = struct {
+			io.Reader
+			io.Closer
+		}{io.NewSectionReader(w, 0, w.Size()), w}, store.ObjectInfo{Key: key, ETag: etag, Size: w.Size()}
+	} else {
+		var err error
+		if body, info, err = c.opts.Bucket.Get(ctx, key, 0, -1, getOpts(etag)); err != nil {
+			return err
+		}
 	}
 	defer body.Close()
 	n, err := io.Copy(io.NewOffsetWriter(s.f, 0), body)

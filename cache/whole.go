@@ -594,3 +594,12 @@ func (c *Cache) DropWhole(key, etag string) {
 		d.drop(el)
 	}
 }
+
+// wholeOf opens the whole file of object (key, etag), if the disk cache
+// has one; etag "" is no version, so never.
+func (c *Cache) wholeOf(key, etag string) (*WholeFile, bool) {
+	if c.disk == nil || etag == "" {
+		return nil, false
+	}
+	return c.disk.OpenWhole(key, etag)
+}

@@ -258,6 +258,20 @@ func TestWholeAdoptAndAssemble(t *testing.T) {
 		t.Error("adopted file differs")
 	}
 	w.Close()
+	// A writer's staging file is filled from it, with no GET.
+	gets := b.Calls("GetObject")
+	sf, _ := c.NewStaged()
+	defer sf.Close()
+	if err := c.Fill(ctx, sf, "up", info.ETag); err != nil {
+		t.Fatal(err)
+	}
+	filled := make([]byte, len(data)+1)
+	if n, _ := sf.ReadAt(filled, 0); n != len(data) || !bytes.Equal(filled[:n], data) || sf.Dirty() {
+		t.Errorf("filled from the whole file: %d bytes, dirty %v", n, sf.Dirty())
+	}
+	if n := b.Calls("GetObject") - gets; n != 0 {
+		t.Errorf("%d GETs filling from a whole file", n)
+	}
 
 	// Changed after its upload: not the object, not adopted.
 	s2, _ := c.NewStaged()
@@ -300,7 +314,7 @@ func TestWholeAdoptAndAssemble(t *testing.T) {
 		t.Error("assembled file differs")
 	}
 	w.Close()
-	gets := b.Calls("GetObject")
+	gets = b.Calls("GetObject")
 	c.blocks.Purge()
 	sync()
 	r = c.NewReader("read", oi.ETag, oi.Size)
