@@ -28,6 +28,11 @@
 //     from memory go to an optional on-disk cache (disk.go) with a hard
 //     size bound.
 //
+//   - Whole files (whole.go): the disk cache also keeps whole objects as
+//     raw files (for FUSE passthrough), under the same bound and LRU: an
+//     uploaded staging file is adopted instead of deleted, and an object
+//     whose blocks are all cached is assembled. A Fill reads from one.
+//
 //   - Write-back (writeback.go, journal.go): close commits a staged file
 //     (fsync plus a journal record) and upload workers send it; a restart
 //     resumes what the journal holds.

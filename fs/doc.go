@@ -90,8 +90,15 @@
 // follow a readdir (ls -l) cost no requests; every change made through the
 // mount drops the listings it affects.
 //
+// A read-only open of a file whose version has a whole local copy in the
+// disk cache is handed to the kernel with FUSE passthrough (passthrough.go
+// says when, and what every other open of that inode gets meanwhile).
+//
 // # Lock order
 //
 // Dir.mu and File.mu are never held together, and never across a network
 // call; FS.mu (the set of dirty files) is a leaf taken under neither.
+// File.mu is held across the ioctls that register and unregister a
+// passthrough backing file (local, never the network), so that no two
+// opens of a file pick its backing file at once.
 package fs
