@@ -71,8 +71,10 @@ func (d *Dir) needsMeta(name string, e *entry) bool {
 }
 
 // setListing installs a fresh listing and counts its entries without
-// metadata, by kind; entries the cache knows are completed here.
-func (d *Dir) setListing(entries map[string]entry) {
+// metadata, by kind; entries the cache knows are completed here. stream
+// says a readdir reads it (fresh until that ends, then for the TTL);
+// otherwise it is fresh for the TTL from now.
+func (d *Dir) setListing(entries map[string]entry, stream bool) {
 	var unknown [2]int
 	for name, e := range entries {
 		if d.needsMeta(name, &e) {
@@ -82,8 +84,12 @@ func (d *Dir) setListing(entries map[string]entry) {
 	}
 	d.mu.Lock()
 	d.listing = entries
-	d.listedAt = time.Time{}
-	d.streams++
+	if stream {
+		d.listedAt = time.Time{}
+		d.streams++
+	} else {
+		d.listedAt = d.fsys.now()
+	}
 	d.listGen++
 	d.unknown = unknown
 	d.metaTried = [2]bool{}

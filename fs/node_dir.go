@@ -37,8 +37,15 @@ type Dir struct {
 	unknown   [2]int
 	metaTried [2]bool
 	// metaFetch makes the lookups that want a listing's metadata share
-	// one read.
+	// one read; relists makes those that renew an expired listing share
+	// one LIST.
 	metaFetch singleflight.Group
+	relists   singleflight.Group
+	// loading counts listings being read from the server; while one is,
+	// noted keeps the mount's own changes to lay over its result (the
+	// LIST may have been answered before them). GUARDED_BY(mu)
+	loading int
+	noted   map[string]*entry
 }
 
 // entry is what a listing or a stat says a name is.
@@ -69,6 +76,12 @@ func (d *Dir) note(name string, e *entry) {
 	d.fsys.dropPrefetched(d.childPath(name))
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.loading > 0 {
+		if d.noted == nil {
+			d.noted = map[string]*entry{}
+		}
+		d.noted[name] = e
+	}
 	if d.listing == nil {
 		return
 	}
@@ -126,6 +139,15 @@ func (d *Dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 		return d.child(ctx, name, entry{dir: true}, &out.Attr), 0
 	}
 	e, ok, fresh := d.cached(name)
+	if !fresh && d.relistable() {
+		// An expired listing of a small directory is read again whole:
+		// one LIST answers this name and the next ones (tar and cp -r
+		// look up every name they create), where a stat costs a HEAD and
+		// a LIST for each.
+		if _, err, _ := d.relists.Do("", func() (any, error) { return nil, d.relist(ctx) }); err == nil {
+			e, ok, fresh = d.cached(name)
+		}
+	}
 	if fresh && !ok {
 		return nil, syscall.ENOENT
 	}
@@ -423,10 +445,52 @@ func (fsys *FS) listDir(ctx context.Context, prefix string) (map[string]entry, e
 	return entries, nil
 }
 
-// Readdir lists the directory and keeps the listing to answer lookups.
-func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	ctx = uninterrupted(ctx)
+// relistMaxEntries is the largest expired listing a lookup reads again
+// whole (one LIST page); a larger directory's lookups stat the name.
+const relistMaxEntries = 1000
+
+// relistable reports whether a lookup in d may renew d's expired listing
+// with one LIST: d was listed (or made by this mount) and is small.
+func (d *Dir) relistable() bool {
 	p := d.path()
+	if d.fsys.layout.Classify(p) == Virtual || !d.fsys.dirRights(p).Has(access.List) {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listing != nil && len(d.listing) <= relistMaxEntries
+}
+
+// relist reads d's listing from the server again for a lookup: fresh
+// for the TTL from now.
+func (d *Dir) relist(ctx context.Context) error {
+	entries, err := d.load(ctx, false)
+	if err != nil {
+		return err
+	}
+	d.setListing(entries, false)
+	return nil
+}
+
+// load reads d's entries: the server's listing (or a prefetched one), the
+// layout's own directories, the files not on the server yet, and the
+// changes the mount made while the LIST ran. walk says a reader is
+// walking the tree (readdir), so the listings of d's siblings are
+// fetched ahead.
+func (d *Dir) load(ctx context.Context, walk bool) (map[string]entry, error) {
+	p := d.path()
+	d.mu.Lock()
+	d.loading++
+	d.mu.Unlock()
+	noted := func() map[string]*entry {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		n := d.noted
+		if d.loading--; d.loading == 0 {
+			d.noted = nil
+		}
+		return n
+	}
 	// What is not on the server yet is taken before the listing as well
 	// as after it: a file whose upload finishes while the LIST runs would
 	// otherwise be in neither (posixtest's ReadDirBasic in write-back
@@ -437,16 +501,20 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		entries = map[string]entry{}
 	} else {
 		if !d.fsys.dirRights(p).Has(access.List) {
+			noted()
 			return nil, syscall.EACCES
 		}
 		var ok bool
 		if entries, ok = d.fsys.takePrefetched(ctx, p); !ok {
 			var err error
 			if entries, err = d.fsys.listDir(ctx, d.key()); err != nil {
-				return nil, d.fsys.errno("readdir", d.key(), err)
+				noted()
+				return nil, err
 			}
 		}
-		d.walkStep()
+		if walk {
+			d.walkStep()
+		}
 	}
 	// The layout's own directories: the top level, the user's own id.
 	for _, name := range d.fsys.layout.Children(p) {
@@ -467,10 +535,33 @@ func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 			}
 		}
 	}
+	// A mkdir, create, unlink or rename here while the LIST ran may be
+	// missing from its answer (or it from the unsent names): the mount's
+	// own changes are newer than what the server said.
+	for name, e := range noted() {
+		if e == nil {
+			delete(entries, name)
+		} else {
+			entries[name] = *e
+		}
+	}
+	return entries, nil
+}
+
+// Readdir lists the directory and keeps the listing to answer lookups.
+func (d *Dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	entries, err := d.load(ctx, true)
+	if errno, ok := err.(syscall.Errno); ok {
+		return nil, errno
+	}
+	if err != nil {
+		return nil, d.fsys.errno("readdir", d.key(), err)
+	}
 	// The listing answers lookups while the directory is being read (ls
 	// -l looks up every entry it gets) and for the TTL after that. From
 	// here on it is only touched under d.mu.
-	d.setListing(entries)
+	d.setListing(entries, true)
 	d.mu.Lock() // entries is the listing now: note changes it under d.mu
 	list := make([]fuse.DirEntry, 0, len(entries)+2)
 	list = append(list, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
