@@ -98,6 +98,10 @@ type Cache struct {
 	// wchange is closed (and replaced) whenever an upload changes state.
 	// GUARDED_BY(wmu)
 	wchange chan struct{}
+
+	// journal is the log of pending uploads (journal.go); it has its own
+	// lock.
+	journal journal
 }
 
 // New checks opts, fills in defaults and creates the staging dir.
@@ -192,6 +196,7 @@ func (c *Cache) Close() {
 	c.wmu.Unlock()
 	c.wg.Wait()
 	c.workers.Wait()
+	c.closeJournal()
 	if c.disk != nil {
 		c.disk.Close()
 	}

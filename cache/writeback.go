@@ -572,6 +572,12 @@ func (c *Cache) Recover() (int, error) {
 			continue
 		}
 		used[s.name()] = true
+		if _, err := os.Stat(c.recordPath(r.Key)); err == nil {
+			// A record file of an older version moves into the log.
+			if err := c.writeRecord(r); err == nil {
+				os.Remove(c.recordPath(r.Key))
+			}
+		}
 		c.wmu.Lock()
 		p := &pending{key: r.Key, s: s, opts: store.PutOptions{ContentType: r.ContentType, Metadata: r.Metadata}, want: 1, commitAt: r.Committed, size: r.Size}
 		c.pend[r.Key] = p

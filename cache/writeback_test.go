@@ -164,7 +164,7 @@ func TestRecover(t *testing.T) {
 	if recs, _ := c2.readJournal(); len(recs) != 0 {
 		t.Errorf("journal records left: %v", recs)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "journal")); len(ents) != 1 { // streams/
+	if ents, _ := os.ReadDir(filepath.Join(dir, "journal")); len(ents) != 2 { // log, streams/
 		t.Errorf("journal files left: %v", ents)
 	}
 }
