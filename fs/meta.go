@@ -217,6 +217,12 @@ func (fsys *FS) metaOf(info store.ObjectInfo) (md meta, known bool) {
 type dirMeta struct {
 	md     meta
 	marker bool
+	// empty says the marker is known to have no body (this mount wrote
+	// it, or a HEAD said so): a change of mode, owner or mtime PUTs it
+	// anew, one request, where a copy onto itself preserving a body costs
+	// a HEAD and a COPY (tar sets both the mode and the times of every
+	// directory it extracts).
+	empty bool
 }
 
 func (c *metaCache) rememberDir(key string, dm dirMeta) {

@@ -247,7 +247,7 @@ func (fsys *FS) loadDirMeta(ctx context.Context, dKey string) (dirMeta, error) {
 	head, err := fsys.bucket.Head(ctx, dKey)
 	switch {
 	case err == nil:
-		dm := dirMeta{md: parseMeta(head.Metadata), marker: true}
+		dm := dirMeta{md: parseMeta(head.Metadata), marker: true, empty: head.Size == 0}
 		fsys.metas.rememberDir(dKey, dm)
 		return dm, nil
 	case toErrno(err) == syscall.ENOENT:
@@ -395,16 +395,17 @@ func (d *Dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 		}
 		hdr := d.fsys.headers(md, md.mode, md.mtime)
 		var err error
-		if dm.marker {
+		if dm.marker && !dm.empty {
 			_, err = d.fsys.bucket.Copy(ctx, key, key, store.CopyOptions{ReplaceMetadata: true, ContentType: dirContentType, Metadata: hdr})
 		}
-		if !dm.marker || toErrno(err) == syscall.ENOENT {
+		put := !dm.marker || dm.empty || toErrno(err) == syscall.ENOENT
+		if put {
 			_, err = d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, store.PutOptions{ContentType: dirContentType, Metadata: hdr})
 		}
 		if err != nil {
 			return d.fsys.errno("setattr", key, err)
 		}
-		d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true})
+		d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true, empty: put || dm.empty})
 	}
 	d.fillAttr(&out.Attr)
 	return 0
@@ -641,7 +642,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if _, err := d.fsys.bucket.Put(ctx, key, bytes.NewReader(nil), 0, opts); err != nil {
 		return nil, d.fsys.errno("mkdir", key, err)
 	}
-	d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true})
+	d.fsys.metas.rememberDir(key, dirMeta{md: md, marker: true, empty: true})
 	d.note(name, &entry{dir: true})
 	ch := d.child(ctx, name, entry{dir: true}, &out.Attr)
 	if nd, ok := ch.Operations().(*Dir); ok {

@@ -299,7 +299,7 @@ func (fsys *FS) copyMarker(ctx context.Context, src, dst string) (store.ObjectIn
 		return store.ObjectInfo{}, err
 	}
 	info.Key, info.Size = dst, 0
-	fsys.metas.rememberDir(dst, dirMeta{md: parseMeta(head.Metadata), marker: true})
+	fsys.metas.rememberDir(dst, dirMeta{md: parseMeta(head.Metadata), marker: true, empty: true})
 	return info, nil
 }
 
