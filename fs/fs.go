@@ -90,6 +90,7 @@ type FS struct {
 	// prefetch holds listings fetched ahead for walkers (prefetch.go); it
 	// has its own lock.
 	prefetch *prefetcher
+	slurps   slurper // subtrees listed flat (slurp.go)
 	// pt is passthrough's state (passthrough.go); atomics.
 	pt passthrough
 	// opening maps an OPEN request's cancel channel to its openSlot while

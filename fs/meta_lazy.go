@@ -130,7 +130,15 @@ func (d *Dir) loadListingMeta(ctx context.Context, kind int) {
 		d.mu.Unlock()
 		// Shared by every lookup waiting here: one giving up must not cut
 		// the others short.
-		d.fsys.fetchMeta(context.WithoutCancel(ctx), d.path(), todo)
+		ctx := context.WithoutCancel(ctx)
+		if kind == kindDir && d.fsys.slurp(ctx, d.path(), len(todo)) {
+			for name, e := range todo { // those without a marker need no HEAD
+				if !d.needsMeta(name, &e) {
+					delete(todo, name)
+				}
+			}
+		}
+		d.fsys.fetchMeta(ctx, d.path(), todo)
 		d.mu.Lock()
 		if d.listGen == gen && d.listing != nil {
 			for name, e := range todo {

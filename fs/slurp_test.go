@@ -1,0 +1,173 @@
+package fs
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ampfs/ampfs/store"
+	"github.com/ampfs/ampfs/store/memstore"
+)
+
+// slurpListings gives every directory below p the listing listDir gives it
+// (the delimited LIST), on buckets of awkward keys (namespace_model_test):
+// empty segments, . and .., names too long, markers with data, a file and
+// a directory of one name. And no other directory: each one it lists is
+// reachable from p by listDir's directories.
+func TestSlurpListingsMatchListDir(t *testing.T) {
+	for seed := range uint64(24) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			objects := randomKeys(rand.New(rand.NewPCG(seed, 7)))
+			b := memstore.New(memstore.Options{MaxListKeys: 4})
+			for k, v := range objects {
+				put(t, b, k, []byte(v))
+			}
+			fsys := &FS{bucket: b, layout: RawLayout("")}
+			var objs []store.ObjectInfo
+			for in := (store.ListInput{}); ; {
+				page, err := b.List(t.Context(), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				objs = append(objs, page.Objects...)
+				if !page.IsTruncated {
+					break
+				}
+				in.ContinuationToken = page.NextContinuationToken
+			}
+			for _, top := range []string{"", "a", "a/b"} {
+				got, markers := slurpListings(top, fsys.dirKey(top), objs)
+				// Walk the delimited listings from top.
+				seen := map[string]bool{}
+				queue := []string{top}
+				for len(queue) > 0 {
+					p := queue[0]
+					queue = queue[1:]
+					want, err := fsys.listDir(t.Context(), fsys.dirKey(p))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if p != top || len(want) > 0 {
+						seen[p] = true
+					}
+					if g := got[p]; !maps.EqualFunc(g, want, func(a, b entry) bool { return a.dir == b.dir && a.info.Key == b.info.Key }) {
+						t.Errorf("top %q: listing of %q\n got %v\nwant %v", top, p, g, want)
+					}
+					_, hasMarker := objects[fsys.dirKey(p)]
+					if p != "" && markers[p] != hasMarker {
+						t.Errorf("top %q: marker of %q = %v, want %v", top, p, markers[p], hasMarker)
+					}
+					for name, e := range want {
+						if e.dir {
+							queue = append(queue, childOf(p, name))
+						}
+					}
+				}
+				for p := range got {
+					if !seen[p] && p != top {
+						t.Errorf("top %q: slurp lists %q, which no listing reaches", top, p)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A tree put by another tool (no markers), walked as find does (readdir,
+// and a stat of each directory before reading it): one flat LIST instead
+// of a LIST and a HEAD per directory, and the walk sees every name. A
+// directory that has a marker with a mode still shows that mode.
+func TestWalkOfTreeWithoutMarkersListsItFlat(t *testing.T) {
+	b := memstore.New(memstore.Options{MaxListKeys: 1000})
+	want := map[string]bool{}
+	for i := range 20 {
+		for j := range 3 {
+			for k := range 2 {
+				key := fmt.Sprintf("src/d%02d/s%d/f%d", i, j, k)
+				put(t, b, key, []byte("x"))
+				want[key] = true
+			}
+		}
+	}
+	putMeta(t, b, "src/d07/", nil, map[string]string{"mode": "16832"}) // 040700
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute})
+	b.ResetCalls()
+	got := map[string]bool{}
+	var walk func(rel string)
+	walk = func(rel string) {
+		ents, err := os.ReadDir(m.path(rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			p := filepath.Join(rel, e.Name())
+			if e.IsDir() {
+				if _, err := os.Stat(m.path(p)); err != nil {
+					t.Fatal(err)
+				}
+				walk(p)
+			} else {
+				got[p] = true
+			}
+		}
+	}
+	if _, err := os.Stat(m.path("src")); err != nil {
+		t.Fatal(err)
+	}
+	walk("src")
+	if !maps.Equal(got, want) {
+		t.Errorf("walk found %d files, want %d", len(got), len(want))
+	}
+	lists, heads := b.Calls(memstore.OpListObjectsV2), b.Calls(memstore.OpHeadObject)
+	t.Logf("walk of 80 directories: %d LIST, %d HEAD", lists, heads)
+	// The root's listing, src's listing, the flat LIST of src; HEADs of the
+	// marker of src itself and of d07 (the one marker).
+	if lists > 4 || heads > 3 {
+		t.Errorf("walk of 80 directories without markers cost %d LIST and %d HEAD; want a flat LIST of src, not one LIST and HEAD each", lists, heads)
+	}
+	st, err := os.Stat(m.path("src/d07"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("src/d07 shows %v, want its marker's 0700", st.Mode())
+	}
+	if st, err := os.Stat(m.path("src/d01")); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("src/d01: %v, %v; want the default 0755", st.Mode(), err)
+	}
+}
+
+// A subtree larger than the HEADs it would save is not listed flat: its
+// directories are stat'ed with HEADs as before, and the walk is right.
+func TestSlurpGivesUpOnLargeSubtrees(t *testing.T) {
+	b := memstore.New(memstore.Options{MaxListKeys: 10})
+	for i := range 8 {
+		for k := range 30 {
+			put(t, b, fmt.Sprintf("big/d%d/f%02d", i, k), []byte("x"))
+		}
+	}
+	m := mountOpts(t, b, Options{MetadataTTL: time.Minute})
+	if got := names(t, m.path("big")); len(got) != 8 {
+		t.Fatalf("big = %q", got)
+	}
+	b.ResetCalls()
+	if _, err := os.Stat(m.path("big/d3")); err != nil {
+		t.Fatal(err)
+	}
+	// 8 unknown directories allow 4 pages of 10 keys: 240 keys do not fit.
+	if n := b.Calls(memstore.OpListObjectsV2); n != 4 {
+		t.Errorf("the flat LIST read %d pages before giving up, want 4", n)
+	}
+	if n := b.Calls(memstore.OpHeadObject); n != 8 {
+		t.Errorf("%d HEADs, want the 8 markers'", n)
+	}
+	if got := names(t, m.path("big/d3")); len(got) != 30 || !slices.IsSorted(got) || !strings.HasPrefix(got[0], "f") {
+		t.Errorf("big/d3 = %q", got)
+	}
+}
