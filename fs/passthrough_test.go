@@ -68,6 +68,10 @@ func TestPassthroughWrittenFile(t *testing.T) {
 	waitWhole(t, fsys, 1)
 	readServed(t, fsys, b, p, data)
 
+	old, err := b.Head(context.Background(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +128,12 @@ func TestPassthroughWrittenFile(t *testing.T) {
 		}
 		return ok
 	})
+	// A writable open joined the passthrough reader: the old copy, which
+	// its mmap could have changed, is gone.
+	if w, ok := fsys.cache.OpenWhole("f", old.ETag, old.Size); ok {
+		w.Close()
+		t.Error("the local copy a writer could map is still cached")
+	}
 	readServed(t, fsys, b, p, newData)
 	if !bytes.Equal(object(t, b, "f"), newData) {
 		t.Error("the server has other data")
@@ -159,4 +169,46 @@ func TestPassthroughOff(t *testing.T) {
 	if st := fsys.Stats(); st.PassthroughOpens != 0 || st.WholeReads == 0 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// TestPassthroughBesideCachedHandle: while a descriptor opened in the
+// kernel's cached mode is open, a whole local copy is not passed through
+// (the kernel would fail the open with EIO), and is once it is closed.
+func TestPassthroughBesideCachedHandle(t *testing.T) {
+	b := memstore.New(memstore.Options{})
+	data := randBytes(500 << 10)
+	put(t, b, "obj", data)
+	mnt, fsys := mountWhole(t, b, Options{})
+	r, err := os.Open(mnt + "/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, len(data))
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("first read: %v", err)
+	}
+	// The next open has the blocks assembled into a whole file.
+	if got, err := os.ReadFile(mnt + "/obj"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("second read: %v", err)
+	}
+	waitWhole(t, fsys, 1)
+	for range 2 {
+		if got, err := os.ReadFile(mnt + "/obj"); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read beside a cached-mode descriptor: %v", err)
+		}
+	}
+	if st := fsys.Stats(); st.PassthroughOpens != 0 {
+		t.Errorf("passed through beside a cached-mode descriptor: %+v", st)
+	}
+	r.Close()
+	waitFor(t, func() bool {
+		f, err := os.Open(mnt + "/obj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return fsys.Stats().PassthroughOpens > 0 || fsys.pt.disabled.Load()
+	})
+	readServed(t, fsys, b, mnt+"/obj", data)
 }
