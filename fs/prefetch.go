@@ -178,7 +178,7 @@ func (d *Dir) walkStep() {
 	}
 	pf.mu.Unlock()
 	if len(todo) > 0 {
-		go d.fsys.prefetchListings(todo)
+		go d.fsys.walkAhead(parentPath, len(names), todo)
 	}
 }
 

@@ -23,7 +23,11 @@ import (
 // When a directory has at least slurpMinDirs subdirectories whose markers
 // are unknown, one ListObjectsV2 of its whole subtree without a delimiter
 // is tried first, if it ends within one page per slurpHeadsPerPage of
-// those HEADs. Its keys say, for every directory below, whether it has a
+// those HEADs; and when a walk reaches a directory with at least
+// slurpMinDirs subdirectories, its subtree is listed flat instead of each
+// sibling on its own (walkAhead), if that ends within a page for every
+// two of those LISTs. The walk goes on below in the same way once the
+// listings expire (the TTL counts from the flat LIST). Its keys say, for every directory below, whether it has a
 // marker (the key "dir/"): those without one need no HEAD at all; and they
 // give every directory's listing, which the walker's readdirs then take
 // from the prefetcher (prefetch.go) as if each had been listed. A tree
@@ -89,14 +93,15 @@ func (fsys *FS) slurpMark(p string, at time.Time) {
 	s.done[p] = at
 }
 
-// slurp lists the subtree of the directory at p flat, when unknownDirs of
-// its subdirectories would otherwise cost a HEAD each, and records what
-// it learns (see above). It reports whether it did.
-func (fsys *FS) slurp(ctx context.Context, p string, unknownDirs int) bool {
-	if unknownDirs < slurpMinDirs || fsys.slurpCovered(p) {
+// slurp lists the subtree of the directory at p flat, if that takes at
+// most maxPages pages, and records what it learns (see above): it reports
+// whether it did. claimed are directories whose pending prefetch entries
+// the caller made for this (walkAhead): their listings are installed on
+// success, and the caller fetches them otherwise.
+func (fsys *FS) slurp(ctx context.Context, p string, maxPages int, claimed []string) bool {
+	if maxPages < 1 || fsys.slurpCovered(p) {
 		return false
 	}
-	maxPages := unknownDirs / slurpHeadsPerPage
 	at := fsys.now()
 	fsys.slurpMark(p, at)
 	prefix := fsys.dirKey(p)
@@ -120,17 +125,28 @@ func (fsys *FS) slurp(ctx context.Context, p string, unknownDirs int) bool {
 
 	pf := fsys.prefetch
 	pf.mu.Lock()
+	mine := map[string]bool{}
+	for _, dp := range claimed {
+		mine[dp] = true
+	}
 	for dp, entries := range listings {
 		if dp == p || fsys.layout.Classify(dp) != Real || !fsys.dirRights(dp).Has(access.List) {
 			continue // p is listed already; the others as readdir would
 		}
-		if pf.pending[dp] != nil {
-			continue // a LIST of its own is on its way
-		}
 		if !markers[dp] {
 			fsys.metas.rememberDir(fsys.dirKey(dp), dirMeta{})
 		}
-		pf.done[dp] = prefetched{entries: entries, at: at}
+		if pf.pending[dp] != nil && !mine[dp] {
+			continue // a LIST of its own is on its way
+		}
+		if !pf.stale[dp] {
+			pf.done[dp] = prefetched{entries: entries, at: at}
+		}
+	}
+	for _, dp := range claimed {
+		delete(pf.stale, dp)
+		close(pf.pending[dp])
+		delete(pf.pending, dp)
 	}
 	pf.mu.Unlock()
 	fsys.log.Debug().Str("op", "slurp").Str("path", p).Int("keys", len(objs)).Int("dirs", len(listings)).Msg("listed a subtree flat")
@@ -173,4 +189,20 @@ func slurpListings(p, prefix string, objs []store.ObjectInfo) (map[string]map[st
 		}
 	}
 	return listings, markers
+}
+
+// walkAhead fetches the listings of the directories at todo, the
+// subdirectories of parent (which has dirs of them) that a walk is about
+// to read: flat, with their subtrees, when that is cheaper than a LIST of
+// each (slurp); else one by one (prefetchListings).
+func (fsys *FS) walkAhead(parent string, dirs int, todo []string) {
+	if dirs >= slurpMinDirs {
+		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+		ok := fsys.slurp(ctx, parent, len(todo)/2, todo)
+		cancel()
+		if ok {
+			return
+		}
+	}
+	fsys.prefetchListings(todo)
 }

@@ -171,3 +171,52 @@ func TestSlurpGivesUpOnLargeSubtrees(t *testing.T) {
 		t.Errorf("big/d3 = %q", got)
 	}
 }
+
+// A walk reaching a directory of many subdirectories lists its subtree
+// flat instead of a LIST per sibling, also where every marker is known
+// (the tree was made through this mount, so no HEAD is due either).
+func TestWalkListsSubtreeFlatInsteadOfEachSibling(t *testing.T) {
+	b := memstore.New(memstore.Options{MaxListKeys: 1000})
+	ttl := 2 * time.Second
+	m := mountOpts(t, b, Options{MetadataTTL: ttl, SyncOnClose: true})
+	for i := range 12 {
+		for j := range 3 {
+			d := m.path(fmt.Sprintf("t/d%02d/s%d", i, j))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "f"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the mount's own listings expire
+	b.ResetCalls()
+	files := 0
+	var walk func(rel string)
+	walk = func(rel string) {
+		ents, err := os.ReadDir(m.path(rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				walk(filepath.Join(rel, e.Name()))
+			} else {
+				files++
+			}
+		}
+	}
+	walk("t")
+	if files != 36 {
+		t.Errorf("walk found %d files, want 36", files)
+	}
+	lists, heads := b.Calls(memstore.OpListObjectsV2), b.Calls(memstore.OpHeadObject)
+	t.Logf("walk of 49 directories: %d LIST, %d HEAD", lists, heads)
+	// t's listing, d00's (read while its siblings' come), the flat LIST of
+	// t, and below d00 perhaps one more step's; not one per directory; the
+	// one HEAD is the lookup of t itself (the root's listing expired too).
+	if lists > 8 || heads > 1 {
+		t.Errorf("walk of 49 directories cost %d LIST and %d HEAD; want t's subtree listed flat", lists, heads)
+	}
+}
