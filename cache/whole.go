@@ -556,14 +556,19 @@ func (c *Cache) OpenWhole(key, etag string, size int64) (*WholeFile, bool) {
 }
 
 // Assemble has the whole file of object (key, etag) of size bytes written
-// in the background if every one of its blocks is cached (in memory or on
-// disk) and there is a disk cache; it never waits.
+// in the background if it is at least a block, every one of its blocks is
+// cached (in memory or on disk) and there is a disk cache; it never waits.
 func (c *Cache) Assemble(key, etag string, size int64) {
 	d := c.disk
 	if d == nil || etag == "" || size <= 0 || size > d.wholeMax() {
 		return
 	}
 	bs := c.opts.BlockSize
+	if size < bs {
+		// A file of one short block gains little (the kernel keeps its
+		// pages between opens) for two more files on disk per file read.
+		return
+	}
 	for idx := int64(0); idx*bs < size; idx++ {
 		bk := blockKey{key, etag, idx}
 		if !c.blocks.Contains(bk) && !d.Contains(bk) {
