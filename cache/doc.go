@@ -34,8 +34,10 @@
 //     whose blocks are all cached is assembled. A Fill reads from one.
 //
 //   - Write-back (writeback.go, journal.go): close commits a staged file
-//     (fsync plus a journal record) and upload workers send it; a restart
-//     resumes what the journal holds.
+//     (a record appended to the journal's log and synced; a small file's
+//     bytes go into the record, a larger staging file is fsynced first)
+//     and upload workers send it; a restart resumes what the journal
+//     holds.
 //
 // Dirty data is only ever in a Staged, never in an evictable cache.
 //

@@ -35,6 +35,10 @@ type record struct {
 	// Done marks the end of Key's record (its upload finished or was
 	// canceled): a tombstone in the log.
 	Done bool `json:"done,omitempty"`
+	// Inline says Data holds the committed bytes (a small file): the
+	// staging file was not synced, and recovery writes it from Data.
+	Inline bool   `json:"inline,omitempty"`
+	Data   []byte `json:"data,omitempty"`
 }
 
 // The journal is one append-only log file, journal/log: each record is a
@@ -52,6 +56,14 @@ type record struct {
 // frames it is rewritten with the live ones (a temporary file, synced,
 // renamed over it). Records of older versions, one file each
 // (HASH.json), are still read, and moved into the log by Recover.
+//
+// A small file's bytes (up to inlineMax) go into its record, so its
+// commit is that one sync: the staging file is not synced. When the log
+// is opened (at the next mount), each such record's staging file is
+// written from the record and synced; when it is rewritten, the staging
+// files of the live inline records are synced first and their records
+// written without the bytes. The log's records in memory never hold the
+// bytes.
 const (
 	journalLog = "log"
 	// frameHeader is a frame's length and CRC-32C, little-endian.
@@ -62,6 +74,8 @@ const (
 	// compactDead is how many dead frames the log may hold before it is
 	// rewritten (and only when they outnumber the live ones twice).
 	compactDead = 4096
+	// inlineMax is the largest file whose bytes go into its record.
+	inlineMax = 16 << 10
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -72,11 +86,17 @@ type journal struct {
 	mu sync.Mutex
 	// f is the log, open for appending; nil until first used. GUARDED_BY(mu)
 	f *os.File
-	// live holds each key's last frame, for rewriting the log; dead
-	// counts the frames superseded since it was last rewritten.
-	// GUARDED_BY(mu)
-	live map[string][]byte
+	// live holds each key's last record (its bytes left out), for
+	// rewriting the log; dead counts the frames superseded since it was
+	// last rewritten. GUARDED_BY(mu)
+	live map[string]record
 	dead int
+	// syncing counts fdatasyncs of f in flight, which run without mu so
+	// that appends (an upload worker's tombstone, under Cache.wmu) never
+	// wait for a sync; a rewrite closes the old f once they end.
+	// GUARDED_BY(mu)
+	syncing int
+	synced  *sync.Cond // L is &mu; broadcast when syncing drops to 0
 }
 
 func (c *Cache) journalDir() string { return filepath.Join(c.opts.JournalDir) }
@@ -129,15 +149,41 @@ func (c *Cache) openLog() error {
 		f.Close()
 		return err
 	}
-	j.f, j.live, j.dead = f, map[string][]byte{}, frames-len(recs)
+	j.f, j.live, j.dead = f, map[string]record{}, frames-len(recs)
+	restored := false
 	for _, r := range recs {
-		fr, err := frame(r)
-		if err != nil {
-			continue
+		if r.Inline {
+			// The staging file may be missing or short (not synced):
+			// its bytes are in the record.
+			if err := c.restoreStaging(r); err != nil {
+				c.opts.Logger.Error().Str("key", r.Key).Err(err).Msg("writing a journaled file's staging file")
+				continue
+			}
+			restored = true
 		}
-		j.live[r.Key] = fr
+		r.Data = nil
+		j.live[r.Key] = r
+	}
+	if restored {
+		return durable.SyncDir(c.opts.StagingDir)
 	}
 	return nil
+}
+
+// restoreStaging writes the staging file of inline record r from it.
+func (c *Cache) restoreStaging(r record) error {
+	f, err := os.OpenFile(filepath.Join(c.opts.StagingDir, filepath.Base(r.Staging)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(r.Data)
+	if err == nil {
+		err = durable.Datasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // readLog replays the log at path: the live records by key, how many
@@ -183,10 +229,21 @@ func (c *Cache) writeRecord(r record) error {
 	j := &c.journal
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := c.appendLocked(r.Key, fr); err != nil {
+	if err := c.appendLocked(r, fr); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := durable.Datasync(j.f); err != nil {
+	// The sync runs unlocked: others append meanwhile, and a sync of
+	// theirs also covers this frame. A rewrite meanwhile copies it to the
+	// new log (it is live) and waits for this sync before closing f.
+	f := j.f
+	j.syncing++
+	j.mu.Unlock()
+	err = durable.Datasync(f)
+	j.mu.Lock()
+	if j.syncing--; j.syncing == 0 && j.synced != nil {
+		j.synced.Broadcast()
+	}
+	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -194,12 +251,13 @@ func (c *Cache) writeRecord(r record) error {
 
 // removeRecord ends key's record (not synced: see above).
 func (c *Cache) removeRecord(key string) {
-	fr, err := frame(record{Key: key, Done: true})
+	done := record{Key: key, Done: true}
+	fr, err := frame(done)
 	if err == nil {
 		j := &c.journal
 		j.mu.Lock()
 		if _, ok := j.live[key]; ok || j.f == nil {
-			err = c.appendLocked(key, fr)
+			err = c.appendLocked(done, fr)
 		}
 		j.mu.Unlock()
 	}
@@ -212,10 +270,10 @@ func (c *Cache) removeRecord(key string) {
 	}
 }
 
-// appendLocked appends key's frame fr (a tombstone when it ends the
+// appendLocked appends r's frame fr (a tombstone when r ends the
 // record) and rewrites the log when it is mostly dead. The caller holds
 // j.mu.
-func (c *Cache) appendLocked(key string, fr []byte) error {
+func (c *Cache) appendLocked(r record, fr []byte) error {
 	j := &c.journal
 	if err := c.openLog(); err != nil {
 		return err
@@ -223,16 +281,15 @@ func (c *Cache) appendLocked(key string, fr []byte) error {
 	if _, err := j.f.Write(fr); err != nil {
 		return err
 	}
-	var r record
-	json.Unmarshal(fr[frameHeader:], &r)
-	if _, ok := j.live[key]; ok {
+	if _, ok := j.live[r.Key]; ok {
 		j.dead++
 	}
 	if r.Done {
-		delete(j.live, key)
+		delete(j.live, r.Key)
 		j.dead++
 	} else {
-		j.live[key] = fr
+		r.Data = nil
+		j.live[r.Key] = r
 	}
 	if j.dead > compactDead && j.dead > 2*len(j.live) {
 		return c.rewriteLocked()
@@ -245,8 +302,33 @@ func (c *Cache) appendLocked(key string, fr []byte) error {
 func (c *Cache) rewriteLocked() error {
 	j := &c.journal
 	var buf []byte
-	for _, fr := range j.live {
+	synced := false
+	for key, r := range j.live {
+		if r.Inline {
+			// Its bytes stay behind in the old log: its staging file
+			// holds them from here on.
+			f, err := os.Open(filepath.Join(c.opts.StagingDir, filepath.Base(r.Staging)))
+			if err != nil {
+				return err
+			}
+			err = durable.Datasync(f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			r.Inline, synced = false, true
+			j.live[key] = r
+		}
+		fr, err := frame(r)
+		if err != nil {
+			return err
+		}
 		buf = append(buf, fr...)
+	}
+	if synced {
+		if err := durable.SyncDir(c.opts.StagingDir); err != nil {
+			return err
+		}
 	}
 	if err := durable.WriteFile(c.logPath(), buf); err != nil {
 		return err
@@ -259,9 +341,22 @@ func (c *Cache) rewriteLocked() error {
 		f.Close()
 		return err
 	}
-	j.f.Close()
+	old := j.f
 	j.f, j.dead = f, 0
+	c.waitSyncsLocked()
+	old.Close()
 	return nil
+}
+
+// waitSyncsLocked waits for the syncs in flight. The caller holds j.mu.
+func (c *Cache) waitSyncsLocked() {
+	j := &c.journal
+	if j.synced == nil {
+		j.synced = sync.NewCond(&j.mu)
+	}
+	for j.syncing > 0 {
+		j.synced.Wait()
+	}
 }
 
 // closeJournal closes the log (Cache.Close).
@@ -269,6 +364,7 @@ func (c *Cache) closeJournal() {
 	j := &c.journal
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	c.waitSyncsLocked()
 	if j.f != nil {
 		j.f.Close()
 		j.f = nil
@@ -284,12 +380,9 @@ func (c *Cache) readJournal() ([]record, error) {
 	err := c.openLog()
 	var out []record
 	seen := map[string]bool{}
-	for key, fr := range j.live {
-		var r record
-		if json.Unmarshal(fr[frameHeader:], &r) == nil {
-			out = append(out, r)
-			seen[key] = true
-		}
+	for key, r := range j.live {
+		out = append(out, r)
+		seen[key] = true
 	}
 	j.mu.Unlock()
 	if err != nil {

@@ -1,12 +1,14 @@
 package cache
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ampfs/ampfs/store"
 	"github.com/ampfs/ampfs/store/memstore"
 )
 
@@ -104,5 +106,84 @@ func TestJournalLogRewrite(t *testing.T) {
 	}
 	if recs, _ := c.readJournal(); len(recs) != 1 || recs[0].Key != "keep" {
 		t.Errorf("records = %+v", recs)
+	}
+}
+
+// A small file's bytes are in its record, so its commit does not sync the
+// staging file: after a crash that lost the staging file's contents (or
+// the file), the next mount writes it from the record and uploads the
+// committed bytes. A large file's record names its synced staging file.
+func TestJournalInlineSmallFile(t *testing.T) {
+	dir := t.TempDir()
+	down := memstore.New(memstore.Options{})
+	down.SetFault(memstore.OpPutObject, store.ErrUnavailable, -1)
+	c1, err := New(Options{Bucket: down, StagingDir: filepath.Join(dir, "staging"), JournalDir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := []byte("small file, committed")
+	s1, _ := commit(t, c1, "small", small)
+	s2, _ := commit(t, c1, "gone", []byte("its staging file is lost"))
+	c1.Close() // the crash: nothing uploaded
+	// What an unsynced staging file can look like after a power loss.
+	if err := os.Truncate(filepath.Join(dir, "staging", s1.name()), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "staging", s2.name())); err != nil {
+		t.Fatal(err)
+	}
+	up := memstore.New(memstore.Options{})
+	c2 := wbCache(t, up, dir)
+	if n, err := c2.Recover(); err != nil || n != 2 {
+		t.Fatalf("recover: %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"small": string(small), "gone": "its staging file is lost"} {
+		if got, _, ok := up.Object(key); !ok || string(got) != want {
+			t.Errorf("recovered %s = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// Rewriting the log keeps a live small file's record: its staging file
+// is synced and the record then names it without the bytes.
+func TestJournalRewriteKeepsInlineRecords(t *testing.T) {
+	dir := t.TempDir()
+	open := func(b store.Bucket) *Cache {
+		c, err := New(Options{Bucket: b, StagingDir: filepath.Join(dir, "staging"), JournalDir: filepath.Join(dir, "journal")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	down := memstore.New(memstore.Options{})
+	down.SetFault(memstore.OpPutObject, store.ErrUnavailable, -1)
+	c1 := open(down)
+	commit(t, c1, "keep", []byte("kept"))
+	for i := range compactDead/2 + 10 {
+		key := fmt.Sprintf("k%d", i)
+		if err := c1.writeRecord(record{Key: key, Staging: "s", Committed: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		c1.removeRecord(key)
+	}
+	c1.Close()
+	up := memstore.New(memstore.Options{})
+	c2 := open(up)
+	defer c2.Close()
+	if n, err := c2.Recover(); err != nil || n != 1 {
+		t.Fatalf("recover: %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := up.Object("keep"); string(got) != "kept" {
+		t.Errorf("keep = %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -121,10 +122,16 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		return 0, err
 	}
 	gen, size := s.snapshot()
-	if err := durable.Datasync(s.f); err != nil {
+	rec := record{Key: key, Staging: s.name(), Size: size, ContentType: opts.ContentType, Metadata: opts.Metadata, Committed: time.Now()}
+	if size <= inlineMax {
+		// A small file's bytes go into its record: one sync (journal.go).
+		rec.Inline, rec.Data = true, make([]byte, size)
+		if n, err := s.f.ReadAt(rec.Data, 0); err != nil && !(errors.Is(err, io.EOF) && int64(n) <= size) {
+			return 0, fmt.Errorf("staging file: %w", err)
+		}
+	} else if err := durable.Datasync(s.f); err != nil {
 		return 0, fmt.Errorf("staging file: %w", err)
 	}
-	rec := record{Key: key, Staging: s.name(), Size: size, ContentType: opts.ContentType, Metadata: opts.Metadata, Committed: time.Now()}
 	if err := c.writeRecord(rec); err != nil {
 		return 0, err
 	}
