@@ -249,6 +249,22 @@ func (c *Cache) writeRecord(r record) error {
 	return nil
 }
 
+// appendRecord appends r without a sync of its own (CommitMeta: its
+// bytes are those of an earlier, synced record of the same staging file).
+func (c *Cache) appendRecord(r record) error {
+	fr, err := frame(r)
+	if err != nil {
+		return err
+	}
+	j := &c.journal
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := c.appendLocked(r, fr); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
 // removeRecord ends key's record (not synced: see above).
 func (c *Cache) removeRecord(key string) {
 	done := record{Key: key, Done: true}

@@ -118,6 +118,20 @@ func (c *Cache) changed() {
 // upload; it returns the generation committed, for Wait. It blocks while
 // the committed-but-not-uploaded bytes exceed Options.MaxDirty.
 func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.PutOptions, onDone func(store.ObjectInfo)) (uint64, error) {
+	return c.commit(ctx, key, s, opts, onDone, true)
+}
+
+// CommitMeta commits s again with new metadata (opts) when its bytes
+// have not changed since their last Commit (a chmod or utimes after
+// close: tar sets each file's times): the record is journaled but not
+// synced on its own, so the next sync (any commit's) makes it durable. A
+// crash before that loses the metadata change, never the data, which its
+// earlier commit made durable; fsync (Wait) uploads it.
+func (c *Cache) CommitMeta(ctx context.Context, key string, s *Staged, opts store.PutOptions, onDone func(store.ObjectInfo)) (uint64, error) {
+	return c.commit(ctx, key, s, opts, onDone, false)
+}
+
+func (c *Cache) commit(ctx context.Context, key string, s *Staged, opts store.PutOptions, onDone func(store.ObjectInfo), sync bool) (uint64, error) {
 	if err := c.waitDirtyRoom(ctx); err != nil {
 		return 0, err
 	}
@@ -129,10 +143,17 @@ func (c *Cache) Commit(ctx context.Context, key string, s *Staged, opts store.Pu
 		if n, err := s.f.ReadAt(rec.Data, 0); err != nil && !(errors.Is(err, io.EOF) && int64(n) <= size) {
 			return 0, fmt.Errorf("staging file: %w", err)
 		}
-	} else if err := durable.Datasync(s.f); err != nil {
-		return 0, fmt.Errorf("staging file: %w", err)
+	} else if sync {
+		if err := durable.Datasync(s.f); err != nil {
+			return 0, fmt.Errorf("staging file: %w", err)
+		}
 	}
-	if err := c.writeRecord(rec); err != nil {
+	if sync {
+		if err := c.writeRecord(rec); err != nil {
+			return 0, err
+		}
+	} else if err := c.appendRecord(rec); err != nil {
+		// (The bytes are those of the last commit, durable with it.)
 		return 0, err
 	}
 	s.setCommitted(gen)

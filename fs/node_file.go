@@ -538,6 +538,10 @@ func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 	if unlinked {
 		return 0
 	}
+	// Only the metadata changed since the last commit (tar's utimes after
+	// close): the bytes are durable already, so the commit needs no sync
+	// of its own (cache.CommitMeta).
+	metaOnly := metaDirty && s.Committed() > 0 && s.Gen() == s.Committed()
 	if metaDirty {
 		// The metadata change needs an upload of its own, also when the
 		// data's upload has finished since saveMeta looked (or finishes
@@ -555,7 +559,11 @@ func (f *File) flush(ctx context.Context, wait bool) syscall.Errno {
 		f.mu.Lock()
 		f.metaDirty = false
 		f.mu.Unlock()
-		g, err := f.fsys.cache.Commit(ctx, key, s, f.putOptions(key, mtime), f.uploaded(s))
+		commit := f.fsys.cache.Commit
+		if metaOnly {
+			commit = f.fsys.cache.CommitMeta
+		}
+		g, err := commit(ctx, key, s, f.putOptions(key, mtime), f.uploaded(s))
 		if err != nil {
 			f.mu.Lock()
 			f.metaDirty = metaDirty
