@@ -293,8 +293,8 @@ func workloads() []workload {
 			onSDK: sdkFind,
 		},
 		{
-			name:    "reread",
-			bucket:  bucketRead,
+			name:   "reread",
+			bucket: bucketRead,
 			metrics: []metric{{"mibps2", "reread (MiB/s, 2nd pass, page cache dropped)", true}, {"mibps1", "reread (MiB/s, 1st pass)", true},
 				{"tmpfs", "reread (MiB/s, the same bytes read from tmpfs: issue 6's reference, not the file system)", true}},
 			onFS: func(ctx context.Context, env *benchEnv, mnt string, _ *s3.Client) (map[string]float64, error) {
