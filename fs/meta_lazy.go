@@ -131,10 +131,12 @@ func (d *Dir) loadListingMeta(ctx context.Context, kind int) {
 		// Shared by every lookup waiting here: one giving up must not cut
 		// the others short.
 		ctx := context.WithoutCancel(ctx)
-		if kind == kindDir && len(todo) >= slurpMinDirs && d.fsys.slurp(ctx, d.path(), len(todo)/slurpHeadsPerPage, nil) {
-			for name, e := range todo { // those without a marker need no HEAD
-				if !d.needsMeta(name, &e) {
-					delete(todo, name)
+		if kind == kindDir && len(todo) >= slurpMinDirs {
+			if ok, _ := d.fsys.slurp(ctx, d.path(), len(todo)/slurpHeadsPerPage, nil); ok {
+				for name, e := range todo { // those without a marker need no HEAD
+					if !d.needsMeta(name, &e) {
+						delete(todo, name)
+					}
 				}
 			}
 		}

@@ -96,61 +96,101 @@ func (fsys *FS) slurpMark(p string, at time.Time) {
 // slurp lists the subtree of the directory at p flat, if that takes at
 // most maxPages pages, and records what it learns (see above): it reports
 // whether it did. claimed are directories whose pending prefetch entries
-// the caller made for this (walkAhead): their listings are installed on
-// success, and the caller fetches them otherwise.
-func (fsys *FS) slurp(ctx context.Context, p string, maxPages int, claimed []string) bool {
+// the caller made for this (walkAhead): each is released as soon as the
+// pages read hold all of its keys (keys come in order), so the walker,
+// which waits for them, need not wait for the last page; left are those
+// it did not release, for the caller to fetch.
+func (fsys *FS) slurp(ctx context.Context, p string, maxPages int, claimed []string) (ok bool, left []string) {
 	if maxPages < 1 || fsys.slurpCovered(p) {
-		return false
+		return false, claimed
 	}
 	at := fsys.now()
 	fsys.slurpMark(p, at)
 	prefix := fsys.dirKey(p)
+	mine := map[string]bool{}
+	for _, dp := range claimed {
+		mine[dp] = true
+	}
+	installed := map[string]bool{}
 	var objs []store.ObjectInfo
+	// install hands out the listings of the directories whose keys have
+	// all been read: every one at the end, else those whose keys sort
+	// before the last key read and are not its prefix.
+	install := func(final bool) {
+		last := ""
+		if len(objs) > 0 {
+			last = objs[len(objs)-1].Key
+		}
+		listings, markers := slurpListings(p, prefix, objs)
+		pf := fsys.prefetch
+		pf.mu.Lock()
+		defer pf.mu.Unlock()
+		for dp, entries := range listings {
+			if dp == p || installed[dp] {
+				continue // p is listed already
+			}
+			if k := fsys.dirKey(dp); !final && (k >= last || strings.HasPrefix(last, k)) {
+				continue // more of its keys may follow
+			}
+			installed[dp] = true
+			if fsys.layout.Classify(dp) != Real || !fsys.dirRights(dp).Has(access.List) {
+				continue // as readdir would
+			}
+			if !markers[dp] {
+				fsys.metas.rememberDir(fsys.dirKey(dp), dirMeta{})
+			}
+			if pf.pending[dp] != nil && !mine[dp] {
+				continue // a LIST of its own is on its way
+			}
+			if !pf.stale[dp] {
+				pf.done[dp] = prefetched{entries: entries, at: at}
+			}
+			if mine[dp] {
+				delete(mine, dp)
+				delete(pf.stale, dp)
+				close(pf.pending[dp])
+				delete(pf.pending, dp)
+			}
+		}
+		if final { // claimed directories the keys do not have: readdir lists them
+			for dp := range mine {
+				delete(pf.stale, dp)
+				close(pf.pending[dp])
+				delete(pf.pending, dp)
+			}
+			clear(mine)
+		}
+	}
+	remaining := func() []string {
+		var out []string
+		for _, dp := range claimed {
+			if mine[dp] {
+				out = append(out, dp)
+			}
+		}
+		return out
+	}
 	in := store.ListInput{Prefix: prefix}
 	for pages := 1; ; pages++ {
 		page, err := fsys.bucket.List(ctx, in)
 		if err != nil {
-			return false // the HEADs, and later LISTs, will say what is wrong
+			return false, remaining() // the HEADs, and later LISTs, will say what is wrong
 		}
 		objs = append(objs, page.Objects...)
 		if !page.IsTruncated || page.NextContinuationToken == "" {
 			break
 		}
 		if pages == maxPages {
-			return false // too large: HEADs are cheaper
+			return false, remaining() // too large: HEADs and LISTs are cheaper
+		}
+		if len(mine) > 0 {
+			install(false)
 		}
 		in.ContinuationToken = page.NextContinuationToken
 	}
-	listings, markers := slurpListings(p, prefix, objs)
-
-	pf := fsys.prefetch
-	pf.mu.Lock()
-	mine := map[string]bool{}
-	for _, dp := range claimed {
-		mine[dp] = true
-	}
-	for dp, entries := range listings {
-		if dp == p || fsys.layout.Classify(dp) != Real || !fsys.dirRights(dp).Has(access.List) {
-			continue // p is listed already; the others as readdir would
-		}
-		if !markers[dp] {
-			fsys.metas.rememberDir(fsys.dirKey(dp), dirMeta{})
-		}
-		if pf.pending[dp] != nil && !mine[dp] {
-			continue // a LIST of its own is on its way
-		}
-		if !pf.stale[dp] {
-			pf.done[dp] = prefetched{entries: entries, at: at}
-		}
-	}
-	for _, dp := range claimed {
-		delete(pf.stale, dp)
-		close(pf.pending[dp])
-		delete(pf.pending, dp)
-	}
-	pf.mu.Unlock()
-	fsys.log.Debug().Str("op", "slurp").Str("path", p).Int("keys", len(objs)).Int("dirs", len(listings)).Msg("listed a subtree flat")
-	return true
+	install(true)
+	fsys.log.Debug().Str("op", "slurp").Str("path", p).Int("keys", len(objs)).Int("dirs", len(installed)).Msg("listed a subtree flat")
+	return true, nil
 }
 
 // slurpListings builds, from the keys of a flat listing of prefix (the
@@ -198,11 +238,10 @@ func slurpListings(p, prefix string, objs []store.ObjectInfo) (map[string]map[st
 func (fsys *FS) walkAhead(parent string, dirs int, todo []string) {
 	if dirs >= slurpMinDirs {
 		ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
-		ok := fsys.slurp(ctx, parent, len(todo)/2, todo)
+		_, todo = fsys.slurp(ctx, parent, len(todo)/2, todo)
 		cancel()
-		if ok {
-			return
-		}
 	}
-	fsys.prefetchListings(todo)
+	if len(todo) > 0 {
+		fsys.prefetchListings(todo)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,5 +219,91 @@ func TestWalkListsSubtreeFlatInsteadOfEachSibling(t *testing.T) {
 	// one HEAD is the lookup of t itself (the root's listing expired too).
 	if lists > 8 || heads > 1 {
 		t.Errorf("walk of 49 directories cost %d LIST and %d HEAD; want t's subtree listed flat", lists, heads)
+	}
+}
+
+// A sibling whose keys have all arrived is handed to the walker before the
+// flat listing's last page: the walker does not wait for the whole subtree.
+// The tree is made through the mount, so its markers are known and only
+// the walk's flat listing of w asks for "w/" once the test arms the gate.
+func TestSlurpReleasesSiblingsPageByPage(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		armed  bool
+		wPages int
+		gate   = make(chan struct{})
+		dLists = map[string]int{}
+	)
+	b := memstore.New(memstore.Options{MaxListKeys: 10, Fault: func(op, key string) error {
+		if op != memstore.OpListObjectsV2 {
+			return nil
+		}
+		mu.Lock()
+		dLists[key]++
+		block := false
+		if armed && key == "w/" {
+			wPages++
+			block = wPages >= 2 // the flat listing's second page and on
+		}
+		mu.Unlock()
+		if block {
+			<-gate
+		}
+		return nil
+	}})
+	ttl := 2 * time.Second
+	m := mountOpts(t, b, Options{MetadataTTL: ttl, SyncOnClose: true})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open) // before the unmount (cleanups run last-in first-out)
+	for i := range 10 {
+		for k := range 2 {
+			p := m.path(fmt.Sprintf("w/d%02d/f%d", i, k))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the mount's own listings expire
+	if got := names(t, m.path("w")); len(got) != 10 {
+		t.Fatalf("w = %q", got)
+	}
+	mu.Lock()
+	armed = true
+	clear(dLists)
+	mu.Unlock()
+	if got := names(t, m.path("w/d00")); len(got) != 2 {
+		t.Fatalf("w/d00 = %q", got)
+	}
+	done := make(chan []string)
+	go func() {
+		ents, _ := os.ReadDir(m.path("w/d01")) // in the flat listing's first page (3 pages of 10: 20 files, 10 markers)
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		done <- out
+	}()
+	select {
+	case got := <-done:
+		if len(got) != 2 {
+			t.Errorf("w/d01 = %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		open()
+		<-done
+		t.Fatal("readdir of w/d01 waited for the flat listing's last pages")
+	}
+	open()
+	if got := names(t, m.path("w/d09")); len(got) != 2 {
+		t.Errorf("w/d09 = %q", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dLists["w/d01/"]+dLists["w/d09/"] != 0 || wPages < 2 {
+		t.Errorf("flat pages %d; the prefetched directories were listed on their own: %v", wPages, dLists)
 	}
 }
