@@ -137,7 +137,7 @@ func (c *Cache) fetch(key, etag string, size, idx int64, fs []*inflight) {
 	defer body.Close()
 	for i := range fs {
 		boff := off + int64(i)*bs
-		b := newBlockBuf(min(bs, end-boff))
+		b := make([]byte, min(bs, end-boff))
 		n, err := io.ReadFull(body, b)
 		c.stats.fetched.Add(int64(n))
 		if err != nil {

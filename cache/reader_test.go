@@ -332,14 +332,3 @@ func TestSequentialReadSendsLargeGETs(t *testing.T) {
 		})
 	}
 }
-
-// TestNewBlockBuf: the buffer is zeroed and of the size asked, small and
-// large (the hint to the kernel changes nothing a caller can see).
-func TestNewBlockBuf(t *testing.T) {
-	for _, n := range []int64{0, 1, 4096, 1 << 20, 3<<20 + 5} {
-		b := newBlockBuf(n)
-		if int64(len(b)) != n || bytes.ContainsFunc(b, func(r rune) bool { return r != 0 }) {
-			t.Errorf("newBlockBuf(%d): %d bytes or not zeroed", n, len(b))
-		}
-	}
-}
